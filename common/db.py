@@ -1,0 +1,47 @@
+"""Database engines: async for the gateway, sync for the Celery workers (one per process)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import sessionmaker
+
+from common.settings import get_settings
+
+
+@lru_cache
+def async_engine() -> AsyncEngine:
+    settings = get_settings()
+    return create_async_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        # A dead database must fail a request quickly (503), not hang it.
+        connect_args={"connect_timeout": 5},
+    )
+
+
+@lru_cache
+def async_sessions() -> async_sessionmaker:  # type: ignore[type-arg]
+    return async_sessionmaker(async_engine(), expire_on_commit=False)
+
+
+@lru_cache
+def sync_engine() -> Engine:
+    settings = get_settings()
+    # A worker child handles one batch at a time: a small pool is enough.
+    return create_engine(
+        settings.sqlalchemy_url,
+        pool_size=2,
+        max_overflow=2,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+@lru_cache
+def sync_sessions() -> sessionmaker:  # type: ignore[type-arg]
+    return sessionmaker(sync_engine(), expire_on_commit=False)

@@ -1,0 +1,37 @@
+"""Embedder clients; ``build_embedder`` picks one from the settings (``EMBEDDER``)."""
+
+from __future__ import annotations
+
+from common.embedders.base import Embedder, EmbedError, PermanentEmbedError, TransientEmbedError
+from common.settings import Settings
+
+__all__ = [
+    "EmbedError",
+    "Embedder",
+    "PermanentEmbedError",
+    "TransientEmbedError",
+    "build_embedder",
+]
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The configured embedder. Provider modules are imported here, lazily."""
+    if settings.embedder == "ollama":
+        from common.embedders.ollama import OllamaEmbedder
+
+        return OllamaEmbedder(
+            settings.model_name, settings.embed_dim, settings.ollama_url, settings.embed_timeout_s
+        )
+    if settings.embedder == "openai":
+        from common.embedders.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(
+            settings.model_name,
+            settings.embed_dim,
+            settings.openai_url,
+            settings.embed_timeout_s,
+            settings.openai_api_key,
+        )
+    from common.embedders.local import LocalEmbedder
+
+    return LocalEmbedder(settings.model_name, settings.embed_dim)

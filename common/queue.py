@@ -1,0 +1,52 @@
+"""Task and queue names, and the producer side of the broker shared by the gateway.
+
+Task names follow ``<noun>.<verb>``; the gateway sends by name and never imports the
+worker's code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+from celery import Celery
+
+from common.settings import get_settings
+
+TASK_EMBED = "events.embed"
+QUEUE_EMBED = "embed"
+
+
+@lru_cache
+def producer() -> Celery:
+    """A Celery app used only to publish (the gateway's side of the broker)."""
+    settings = get_settings()
+    app = Celery("eventsearch-gateway", broker=settings.redis_url)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=QUEUE_EMBED,
+        broker_connection_retry_on_startup=True,
+        # A publish while Redis is down must fail fast (the gateway answers 503), not retry
+        # for minutes while the client's request hangs.
+        broker_connection_max_retries=0,
+        broker_transport_options={"max_retries": 0, "socket_timeout": 3, "socket_connect_timeout": 3},
+        task_publish_retry=False,
+    )
+    return app
+
+
+def enqueue_embed(event_ids: Sequence[str], request_id: str | None = None) -> None:
+    """Publish one embed message per event on one broker connection (blocking)."""
+    app = producer()
+    headers = {"request_id": request_id} if request_id else {}
+    with app.producer_or_acquire() as publisher:
+        for event_id in event_ids:
+            app.send_task(
+                TASK_EMBED,
+                args=[event_id],
+                queue=QUEUE_EMBED,
+                producer=publisher,
+                headers=headers,
+                retry=False,
+            )

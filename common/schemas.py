@@ -1,0 +1,91 @@
+"""Pydantic schemas of the public API (requests and responses)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+SearchMode = Literal["dense", "keyword", "hybrid"]
+StatusName = Literal["queued", "embedded", "failed", "deleted"]
+
+
+class EventIn(BaseModel):
+    """An event from an upstream system. Unknown fields are refused, so a typo is an error."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "source": "jobboard",
+                    "type": "job.posted",
+                    "text": "Senior data engineer, Nairobi",
+                    "metadata": {"company": "Safaricom"},
+                    "occurred_at": "2026-11-01T09:00:00Z",
+                }
+            ]
+        },
+    )
+
+    source: Name
+    type: Name
+    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: AwareDatetime | None = None
+
+
+class EventAccepted(BaseModel):
+    id: uuid.UUID
+    status: StatusName
+    created_at: datetime
+
+
+class EventOut(BaseModel):
+    id: uuid.UUID
+    status: StatusName
+    source: str
+    type: str
+    text: str
+    metadata: dict[str, Any]
+    occurred_at: datetime | None
+    attempts: int
+    error: str | None
+    model: str | None
+    embedded_at: datetime | None
+    created_at: datetime
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    top_k: int = Field(10, ge=1, le=100)
+    mode: SearchMode = "dense"
+
+
+class SearchHit(BaseModel):
+    id: uuid.UUID
+    score: float
+    text: str
+    source: str
+    type: str
+    metadata: dict[str, Any]
+    occurred_at: datetime | None
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchHit]
+    model: str
+    mode: SearchMode
+    took_ms: float
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: str
+    redis: str
+    embedder: str

@@ -1,0 +1,1 @@
+"""The FastAPI gateway: ingest, status, search, health."""

@@ -1,0 +1,1 @@
+"""The embedded stack: PostgreSQL+pgvector and Redis from pip wheels, for `make up` and tests."""

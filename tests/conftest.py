@@ -1,0 +1,134 @@
+"""Session fixtures: real PostgreSQL+pgvector, real Redis, the stub embedder, and real gateway
+and worker processes. Everything is started here, on free ports, in the test's temp dir."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from common.migrate import upgrade_head
+from stack.ports import free_port, wait_until
+from stack.postgres import EmbeddedPostgres
+from stack.redis import EmbeddedRedis
+from tests import processes
+from tests.stub_embedder import StubServer
+
+DIM = 384
+
+
+@pytest.fixture(scope="session")
+def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_root: Path) -> Iterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(tmp_root / "postgres", free_port())
+    pg.start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_root: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_root / "redis", free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stub() -> Iterator[StubServer]:
+    server = StubServer().start()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def stack_env(postgres: EmbeddedPostgres, redis_server: EmbeddedRedis, stub: StubServer,
+              tmp_root: Path) -> dict[str, str]:
+    """The environment of every process under test (and of this one, for direct DB checks)."""
+    env = {
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": postgres.url,
+        "REDIS_URL": redis_server.url,
+        "EMBEDDER": "ollama",
+        "OLLAMA_URL": stub.url,
+        "EMBED_MODEL": "stub-embed",
+        "EMBED_DIM": str(DIM),
+        "EMBED_BATCH_WAIT_MS": "50",
+        "EMBED_TIMEOUT_S": "3",
+        "RETRY_BACKOFF_S": "0.2",
+        "RETRY_BACKOFF_MAX_S": "1",
+        "TMPDIR": str(tmp_root),
+    }
+    os.environ.update(env)
+    from common.settings import get_settings
+
+    get_settings.cache_clear()
+    upgrade_head(postgres.url.replace("postgresql://", "postgresql+psycopg://"))
+    return {**os.environ, **env}
+
+
+@pytest.fixture(scope="session")
+def db(stack_env: dict[str, str]) -> Iterator[Engine]:
+    engine = create_engine(stack_env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def gateway(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Gateway]:
+    proc = processes.gateway(stack_env, tmp_root).start().wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Proc]:
+    proc = processes.worker(stack_env, tmp_root).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def client(gateway: processes.Gateway) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def _reset_stub(stub: StubServer) -> None:
+    stub.behaviour.reset()
+
+
+def new_key() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def event_body(text_: str | None = None, **extra: object) -> dict[str, object]:
+    return {"source": "jobboard", "type": "job.posted",
+            "text": text_ or f"event {uuid.uuid4()}", **extra}
+
+
+def wait_for(check: Callable[[], object], timeout: float = 60, what: str = "condition") -> None:
+    """Poll until ``check()`` is truthy (never a fixed sleep)."""
+    wait_until(lambda: bool(check()), timeout, what)
+
+
+def status_of(client: httpx.Client, event_id: str) -> dict[str, object]:
+    response = client.get(f"/api/v1/events/{event_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def event_count(db: Engine, where: str, **params: object) -> int:
+    with db.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM events WHERE {where}"), params).scalar_one())

@@ -1,0 +1,138 @@
+"""An HTTP server that speaks Ollama's ``/api/embed`` and OpenAI's ``/v1/embeddings``.
+
+It is the one stand-in of the test suite (a live model cannot run in CI). Vectors are a
+deterministic bag of hashed words, normalised, so texts sharing words are close and a text
+is closest to itself. Tests steer it through :class:`Behaviour`: slow answers, 429/500/503
+(with ``Retry-After``), time-outs, NaN or wrong-sized vectors, and per-text poison markers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+NAN_MARK = "NAN!"  # an input containing this gets NaN values
+POISON_MARK = "POISON!"  # a batch containing this is refused with 400 (like an over-long input)
+
+
+def embed_text(text: str, dim: int) -> list[float]:
+    vector = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()):
+        digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+        index = int.from_bytes(digest[:4], "little") % dim
+        vector[index] += 1.0 if digest[4] & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    return [x / norm for x in vector]
+
+
+@dataclass
+class Behaviour:
+    """What the next calls do. ``fail_times`` counts down; 0 means answer normally."""
+
+    dim: int = 384
+    delay_s: float = 0.0
+    per_input_delay_s: float = 0.0
+    fail_status: int = 503
+    fail_times: int = 0
+    retry_after: str | None = None
+    hang_times: int = 0  # calls that never answer in time (sleep ``hang_s``)
+    hang_s: float = 30.0
+    wrong_dim: bool = False
+    calls: int = 0
+    inputs: int = 0
+    batch_sizes: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self.lock:
+            self.delay_s = self.per_input_delay_s = 0.0
+            self.fail_status, self.fail_times, self.retry_after = 503, 0, None
+            self.hang_times, self.wrong_dim = 0, False
+            self.calls = self.inputs = 0
+            self.batch_sizes = []
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: StubServer
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body, allow_nan=True).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        if self.path in ("/api/version", "/v1/models"):
+            self._send(200, {"version": "stub", "data": []})
+        else:
+            self._send(404, {"error": "not found"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            request = json.loads(self.rfile.read(length))
+        except ValueError:
+            self._send(400, {"error": "invalid json"})
+            return
+        texts = request.get("input")
+        if isinstance(texts, str):
+            texts = [texts]
+        if self.path not in ("/api/embed", "/v1/embeddings") or not isinstance(texts, list):
+            self._send(404, {"error": f"unknown endpoint {self.path}"})
+            return
+        b = self.server.behaviour
+        with b.lock:
+            b.calls += 1
+            b.inputs += len(texts)
+            b.batch_sizes.append(len(texts))
+            hang = b.hang_times > 0
+            b.hang_times -= int(hang)
+            fail = b.fail_times > 0
+            b.fail_times -= int(fail)
+        time.sleep(b.delay_s + b.per_input_delay_s * len(texts) + (b.hang_s if hang else 0))
+        if fail:
+            headers = {"Retry-After": b.retry_after} if b.retry_after else {}
+            self._send(b.fail_status, {"error": f"stub failure {b.fail_status}"}, headers)
+            return
+        if any(POISON_MARK in t for t in texts):
+            self._send(400, {"error": "input length exceeds the context length"})
+            return
+        dim = b.dim + 1 if b.wrong_dim else b.dim
+        vectors = [
+            [math.nan] * dim if NAN_MARK in t else embed_text(t, dim) for t in texts
+        ]
+        if self.path == "/api/embed":
+            self._send(200, {"model": request.get("model"), "embeddings": vectors})
+        else:
+            data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+            self._send(200, {"object": "list", "model": request.get("model"), "data": data})
+
+
+class StubServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.behaviour = Behaviour()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def start(self) -> StubServer:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self

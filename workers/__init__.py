@@ -1,0 +1,1 @@
+"""Celery workers: embed queued events in batches and upsert the vectors into pgvector."""

@@ -1,0 +1,11 @@
+"""The Celery app: ``celery -A workers.app worker`` and ``celery -A workers.app flower``."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+app = Celery("eventsearch")
+app.config_from_object("workers.celeryconfig")
+
+# Registers the tasks; imported after `app` exists because the task module decorates with it.
+import workers.embed  # noqa: E402,F401
