@@ -25,7 +25,7 @@ def async_engine() -> AsyncEngine:
 
 
 @lru_cache
-def async_sessions() -> async_sessionmaker:  # type: ignore[type-arg]
+def async_sessions() -> async_sessionmaker:
     return async_sessionmaker(async_engine(), expire_on_commit=False)
 
 
@@ -43,5 +43,5 @@ def sync_engine() -> Engine:
 
 
 @lru_cache
-def sync_sessions() -> sessionmaker:  # type: ignore[type-arg]
+def sync_sessions() -> sessionmaker:
     return sessionmaker(sync_engine(), expire_on_commit=False)

@@ -1,4 +1,4 @@
-"""Run the Alembic migrations programmatically (``eventsearch migrate``, ``eventsearch up``, tests)."""
+"""Run the Alembic migrations from code (``eventsearch migrate``, ``eventsearch up``, tests)."""
 
 from __future__ import annotations
 

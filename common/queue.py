@@ -30,7 +30,11 @@ def producer() -> Celery:
         # A publish while Redis is down must fail fast (the gateway answers 503), not retry
         # for minutes while the client's request hangs.
         broker_connection_max_retries=0,
-        broker_transport_options={"max_retries": 0, "socket_timeout": 3, "socket_connect_timeout": 3},
+        broker_transport_options={
+            "max_retries": 0,
+            "socket_timeout": 3,
+            "socket_connect_timeout": 3,
+        },
         task_publish_retry=False,
     )
     return app

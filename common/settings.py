@@ -86,7 +86,9 @@ class Settings(BaseSettings):
     def sqlalchemy_url(self) -> str:
         """DATABASE_URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
         scheme, rest = self.database_url.split("://", 1)
-        return f"postgresql+psycopg://{rest}" if scheme != "postgresql+psycopg" else self.database_url
+        return (
+            f"postgresql+psycopg://{rest}" if scheme != "postgresql+psycopg" else self.database_url
+        )
 
 
 def describe_error(error: ValidationError) -> str:
@@ -102,7 +104,7 @@ def describe_error(error: ValidationError) -> str:
 @lru_cache
 def get_settings() -> Settings:
     """The process's settings; raises ``ValidationError`` when the environment is wrong."""
-    return Settings()  # type: ignore[call-arg]
+    return Settings()
 
 
 def load_or_exit() -> Settings:

@@ -7,6 +7,7 @@ returns a traceback; unexpected exceptions are logged with theirs and answered a
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from asgi_correlation_id import correlation_id
@@ -14,19 +15,27 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from kombu.exceptions import OperationalError as BrokerError
 from redis import exceptions as redis_exc
 from sqlalchemy import exc as sa_exc
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from common.errors import AppError
 
 log = logging.getLogger("eventsearch.gateway")
 
-STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
-                413: "payload_too_large", 415: "unsupported_media_type", 429: "rate_limited"}
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
 
 
 DEPENDENCY_ERRORS: tuple[type[Exception], ...] = (
@@ -44,7 +53,7 @@ def error_response(
     message: str,
     *,
     details: list[Any] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message, "request_id": correlation_id.get()}
     if details is not None:
@@ -82,10 +91,14 @@ async def http_error(_: Request, exc: Exception) -> JSONResponse:
 
 async def dependency_down(_: Request, exc: Exception) -> JSONResponse:
     """A store went away mid-request: the client should retry, so 503 + Retry-After."""
-    which = "database" if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) else "redis"
+    which = (
+        "database" if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) else "redis"
+    )
     log.warning("%s unavailable: %r", which, exc)
     return error_response(
-        503, f"{which}_unavailable", f"the {which} is unavailable; retry later",
+        503,
+        f"{which}_unavailable",
+        f"the {which} is unavailable; retry later",
         headers={"Retry-After": "1"},
     )
 

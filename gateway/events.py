@@ -22,9 +22,11 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
     "",
     status_code=202,
     response_model=EventAccepted,
-    responses={400: {"description": "missing or invalid Idempotency-Key"},
-               422: {"description": "invalid body, or key reused with another body"},
-               503: {"description": "a store is down; retry after Retry-After"}},
+    responses={
+        400: {"description": "missing or invalid Idempotency-Key"},
+        422: {"description": "invalid body, or key reused with another body"},
+        503: {"description": "a store is down; retry after Retry-After"},
+    },
 )
 async def ingest_event(
     event: EventIn,
@@ -63,7 +65,16 @@ async def get_event(event_id: str, session: SessionDep, tenant: TenantDep) -> Ev
     if row is None:
         raise NotFound(f"no event {event_id!r}")
     return EventOut(
-        id=row.id, status=row.status, source=row.source, type=row.type, text=row.text,  # type: ignore[arg-type]
-        metadata=row.meta, occurred_at=row.occurred_at, attempts=row.attempts, error=row.error,
-        model=row.model, embedded_at=row.embedded_at, created_at=row.created_at,
+        id=row.id,
+        status=row.status,
+        source=row.source,
+        type=row.type,
+        text=row.text,
+        metadata=row.meta,
+        occurred_at=row.occurred_at,
+        attempts=row.attempts,
+        error=row.error,
+        model=row.model,
+        embedded_at=row.embedded_at,
+        created_at=row.created_at,
     )

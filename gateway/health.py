@@ -28,7 +28,7 @@ async def probe(check: Awaitable[object]) -> str:
 async def health(session: SessionDep, redis: RedisDep, embedder: EmbedderDep) -> JSONResponse:
     database, redis_state, embedder_state = await asyncio.gather(
         probe(session.execute(text("SELECT 1"))),
-        probe(redis.ping()),  # type: ignore[arg-type]
+        probe(redis.ping()),
         probe(embedder.aping()),
     )
     ok = database == redis_state == embedder_state == "ok"

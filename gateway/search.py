@@ -28,15 +28,24 @@ async def run_search(
     try:
         [vector] = await embedder.aembed([request.query])
     except EmbedError as error:
-        raise ServiceUnavailable(f"the embedder failed: {error}", code="embedder_unavailable") from None
+        raise ServiceUnavailable(
+            f"the embedder failed: {error}", code="embedder_unavailable"
+        ) from None
     distance = Event.embedding.cosine_distance(vector)
     # ef_search bounds the candidate list of the HNSW scan; it must be >= top_k.
     await session.execute(
         text(f"SET LOCAL hnsw.ef_search = {max(settings.hnsw_ef_search, request.top_k)}")
     )
     rows = await session.execute(
-        select(Event.id, Event.text, Event.source, Event.type, Event.meta, Event.occurred_at,
-               distance.label("distance"))
+        select(
+            Event.id,
+            Event.text,
+            Event.source,
+            Event.type,
+            Event.meta,
+            Event.occurred_at,
+            distance.label("distance"),
+        )
         .where(
             Event.tenant == tenant,
             Event.status == EventStatus.embedded,
@@ -47,8 +56,15 @@ async def run_search(
         .limit(request.top_k)
     )
     hits = [
-        SearchHit(id=r.id, score=1.0 - float(r.distance), text=r.text, source=r.source,
-                  type=r.type, metadata=r.meta, occurred_at=r.occurred_at)
+        SearchHit(
+            id=r.id,
+            score=1.0 - float(r.distance),
+            text=r.text,
+            source=r.source,
+            type=r.type,
+            metadata=r.meta,
+            occurred_at=r.occurred_at,
+        )
         for r in rows
     ]
     took_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -77,4 +93,6 @@ async def search_get(
     top_k: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> SearchResponse:
     """``GET`` form of search, for curl and browsers."""
-    return await run_search(SearchRequest(query=q, top_k=top_k), session, embedder, settings, tenant)
+    return await run_search(
+        SearchRequest(query=q, top_k=top_k), session, embedder, settings, tenant
+    )

@@ -61,7 +61,11 @@ class EmbeddedPostgres:
     def _pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [str(_bin_dir() / "pg_ctl"), "-D", str(self.datadir), *args],
-            check=check, capture_output=True, text=True, timeout=60, **self._run_as(),  # type: ignore[call-overload]
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            **self._run_as(),  # type: ignore[call-overload]
         )
 
     def start(self) -> None:
@@ -69,18 +73,32 @@ class EmbeddedPostgres:
         self.datadir.mkdir(parents=True, exist_ok=True)
         if not (self.datadir / "PG_VERSION").exists():
             subprocess.run(
-                [str(_bin_dir() / "initdb"), "-D", str(self.datadir), "--auth=trust",
-                 "--encoding=utf8", "-U", "postgres"],
-                check=True, capture_output=True, text=True, timeout=120, **self._run_as(),  # type: ignore[call-overload]
+                [
+                    str(_bin_dir() / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "--auth=trust",
+                    "--encoding=utf8",
+                    "-U",
+                    "postgres",
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                **self._run_as(),  # type: ignore[call-overload]
             )
         if self._pg_ctl("status", check=False).returncode == 0:
             self.stop()
         options = f"-h 127.0.0.1 -p {self.port} -k {self.datadir}"
-        self._pg_ctl("-w", "-t", "60", "-l", str(self.datadir / "server.log"), "-o", options,
-                     "start")
+        self._pg_ctl(
+            "-w", "-t", "60", "-l", str(self.datadir / "server.log"), "-o", options, "start"
+        )
         wait_until(self._answers, 30, "PostgreSQL")
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]).fetchone()
+            exists = conn.execute(
+                "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE]
+            ).fetchone()
             if not exists:
                 conn.execute(f"CREATE DATABASE {DATABASE}")
 

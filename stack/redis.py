@@ -38,14 +38,29 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        """Start with an append-only file (fsync every second): queued messages survive a restart."""
+        """Start with an append-only file (fsync each second): queued messages survive restarts."""
         self.datadir.mkdir(parents=True, exist_ok=True)
         log = open(self.datadir / "redis.log", "ab")  # noqa: SIM115 (the server owns it)
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--dir", str(self.datadir), "--appendonly", "yes", "--appendfsync", "everysec",
-             "--save", "", "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.datadir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         wait_until(self.answers, 30, "Redis")
 

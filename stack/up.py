@@ -82,13 +82,28 @@ def run(home: Path, procfile: Path) -> int:
             flush=True,
         )
         honcho = subprocess.Popen(
-            [sys.executable, "-m", "honcho", "start", "-f", str(procfile), "-d", str(procfile.parent)],
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "start",
+                "-f",
+                str(procfile),
+                "-d",
+                str(procfile.parent),
+            ],
             env=env,
         )
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             return honcho.wait()
         except KeyboardInterrupt:
-            # The terminal sent SIGINT to the whole group; honcho stops its children itself.
+            # Ctrl-C reached the whole process group and honcho stops its children itself;
+            # on SIGTERM (sent to us alone) honcho is told here. Either way a clean stop is 0.
             honcho.send_signal(signal.SIGTERM)
-            return honcho.wait()
-    return 0
+            honcho.wait()
+            return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

@@ -52,8 +52,9 @@ def stub() -> Iterator[StubServer]:
 
 
 @pytest.fixture(scope="session")
-def stack_env(postgres: EmbeddedPostgres, redis_server: EmbeddedRedis, stub: StubServer,
-              tmp_root: Path) -> dict[str, str]:
+def stack_env(
+    postgres: EmbeddedPostgres, redis_server: EmbeddedRedis, stub: StubServer, tmp_root: Path
+) -> dict[str, str]:
     """The environment of every process under test (and of this one, for direct DB checks)."""
     env = {
         "ENVIRONMENT": "test",
@@ -79,7 +80,9 @@ def stack_env(postgres: EmbeddedPostgres, redis_server: EmbeddedRedis, stub: Stu
 
 @pytest.fixture(scope="session")
 def db(stack_env: dict[str, str]) -> Iterator[Engine]:
-    engine = create_engine(stack_env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://"))
+    engine = create_engine(
+        stack_env["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    )
     yield engine
     engine.dispose()
 
@@ -114,8 +117,12 @@ def new_key() -> str:
 
 
 def event_body(text_: str | None = None, **extra: object) -> dict[str, object]:
-    return {"source": "jobboard", "type": "job.posted",
-            "text": text_ or f"event {uuid.uuid4()}", **extra}
+    return {
+        "source": "jobboard",
+        "type": "job.posted",
+        "text": text_ or f"event {uuid.uuid4()}",
+        **extra,
+    }
 
 
 def wait_for(check: Callable[[], object], timeout: float = 60, what: str = "condition") -> None:
@@ -131,4 +138,6 @@ def status_of(client: httpx.Client, event_id: str) -> dict[str, object]:
 
 def event_count(db: Engine, where: str, **params: object) -> int:
     with db.connect() as conn:
-        return int(conn.execute(text(f"SELECT count(*) FROM events WHERE {where}"), params).scalar_one())
+        return int(
+            conn.execute(text(f"SELECT count(*) FROM events WHERE {where}"), params).scalar_one()
+        )

@@ -27,7 +27,10 @@ class Proc:
     def start(self) -> Proc:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                self.args,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return self
@@ -78,6 +81,14 @@ def gateway(env: dict[str, str], logdir: Path, name: str = "gateway") -> Gateway
 
 
 def worker(env: dict[str, str], logdir: Path, name: str = "worker", concurrency: int = 2) -> Proc:
-    args = [str(BIN / "celery"), "-A", "workers.app", "worker", "--loglevel=INFO",
-            "--queues=embed", f"--concurrency={concurrency}", f"--hostname={name}@%h"]
+    args = [
+        str(BIN / "celery"),
+        "-A",
+        "workers.app",
+        "worker",
+        "--loglevel=INFO",
+        "--queues=embed",
+        f"--concurrency={concurrency}",
+        f"--hostname={name}@%h",
+    ]
     return Proc(name, args, env, logdir / f"{name}.log")

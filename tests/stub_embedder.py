@@ -112,13 +112,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": "input length exceeds the context length"})
             return
         dim = b.dim + 1 if b.wrong_dim else b.dim
-        vectors = [
-            [math.nan] * dim if NAN_MARK in t else embed_text(t, dim) for t in texts
-        ]
+        vectors = [[math.nan] * dim if NAN_MARK in t else embed_text(t, dim) for t in texts]
         if self.path == "/api/embed":
             self._send(200, {"model": request.get("model"), "embeddings": vectors})
         else:
-            data = [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)]
+            data = [
+                {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
+            ]
             self._send(200, {"object": "list", "model": request.get("model"), "data": data})
 
 

@@ -11,14 +11,17 @@ from sqlalchemy.engine import Engine
 from tests.conftest import event_body, event_count, new_key
 
 
-def post(client: httpx.Client, body: object, key: str | None = None, **kw: object) -> httpx.Response:
+def post(
+    client: httpx.Client, body: object, key: str | None = None, **kw: object
+) -> httpx.Response:
     headers = {"Idempotency-Key": key or new_key()}
     return client.post("/api/v1/events", json=body, headers=headers, **kw)  # type: ignore[arg-type]
 
 
 def test_post_event_is_202_with_location(client: httpx.Client, db: Engine) -> None:
-    response = post(client, event_body(metadata={"company": "Safaricom"},
-                                       occurred_at="2026-11-01T09:00:00Z"))
+    response = post(
+        client, event_body(metadata={"company": "Safaricom"}, occurred_at="2026-11-01T09:00:00Z")
+    )
     assert response.status_code == 202, response.text
     body = response.json()
     assert body["status"] == "queued"
@@ -43,8 +46,10 @@ def test_status_of_a_posted_event(client: httpx.Client) -> None:
         ({"source": "s", "type": "t", "text": 42}, "text"),
         ({"source": "s", "type": "t", "text": "x", "metadata": "not an object"}, "metadata"),
         ({"source": "s", "type": "t", "text": "x", "occurred_at": "yesterday"}, "occurred_at"),
-        ({"source": "s", "type": "t", "text": "x", "occurred_at": "2026-11-01T09:00:00"},
-         "occurred_at"),
+        (
+            {"source": "s", "type": "t", "text": "x", "occurred_at": "2026-11-01T09:00:00"},
+            "occurred_at",
+        ),
         ({"source": "", "type": "t", "text": "x"}, "source"),
         ({"source": "s", "type": "t", "text": "x", "colour": "red"}, "colour"),
     ],
@@ -71,8 +76,9 @@ def test_unknown_search_mode_is_422(client: httpx.Client) -> None:
 
 def test_non_json_body_is_4xx_not_500(client: httpx.Client) -> None:
     response = client.post(
-        "/api/v1/events", content=b"{not json", headers={"Idempotency-Key": new_key(),
-                                                         "Content-Type": "application/json"}
+        "/api/v1/events",
+        content=b"{not json",
+        headers={"Idempotency-Key": new_key(), "Content-Type": "application/json"},
     )
     assert response.status_code in (400, 422)
     assert "Traceback" not in response.text

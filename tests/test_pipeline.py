@@ -14,8 +14,9 @@ from tests.stub_embedder import StubServer
 
 
 def ingest(client: httpx.Client, text_: str) -> str:
-    response = client.post("/api/v1/events", json=event_body(text_),
-                           headers={"Idempotency-Key": new_key()})
+    response = client.post(
+        "/api/v1/events", json=event_body(text_), headers={"Idempotency-Key": new_key()}
+    )
     assert response.status_code == 202, response.text
     return str(response.json()["id"])
 
@@ -32,8 +33,9 @@ def test_posted_event_is_embedded_and_found_first(
     assert status["model"] == "stub-embed"
     assert status["embedded_at"] and status["attempts"] == 1 and status["error"] is None
     with db.connect() as conn:
-        dims = conn.execute(text("SELECT vector_dims(embedding) FROM events WHERE id = :id"),
-                            {"id": event_id}).scalar_one()
+        dims = conn.execute(
+            text("SELECT vector_dims(embedding) FROM events WHERE id = :id"), {"id": event_id}
+        ).scalar_one()
     assert dims == 384
 
     found = client.get("/api/v1/search", params={"q": target, "top_k": 3}).json()
@@ -49,8 +51,9 @@ def test_many_events_are_embedded_in_batches(
     client: httpx.Client, worker: Proc, stub: StubServer
 ) -> None:
     ids = [ingest(client, f"batch item {i} {uuid.uuid4().hex}") for i in range(40)]
-    wait_for(lambda: all(status_of(client, i)["status"] == "embedded" for i in ids),
-             what="all embedded")
+    wait_for(
+        lambda: all(status_of(client, i)["status"] == "embedded" for i in ids), what="all embedded"
+    )
     # One embedder call serves many events.
     assert stub.behaviour.inputs >= 40
     assert stub.behaviour.calls < 40

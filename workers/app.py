@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from celery import Celery
 
+from common.settings import load_or_exit
+
+load_or_exit()  # a bad environment stops the worker here, with one line
 app = Celery("eventsearch")
 app.config_from_object("workers.celeryconfig")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,7 +39,10 @@ def embedder() -> Embedder:
 
 @worker_process_init.connect
 def _warm_up(**_: Any) -> None:
-    embedder()
+    # Loading the local model takes seconds, more than Celery allows a child to start, so it
+    # loads in a thread of the child; the first batch waits for it (the embedder's lock).
+    if _settings.embedder == "local":
+        threading.Thread(target=embedder().embed, args=(["warm-up"],), daemon=True).start()
 
 
 @worker_process_shutdown.connect
@@ -49,7 +53,9 @@ def _close(**_: Any) -> None:
 
 def backoff(attempt: int, retry_after: float | None) -> float:
     """Full-jitter exponential backoff (AWS architecture blog), never sooner than Retry-After."""
-    ceiling = min(_settings.retry_backoff_max_s, _settings.retry_backoff_s * 2 ** max(attempt - 1, 0))
+    ceiling = min(
+        _settings.retry_backoff_max_s, _settings.retry_backoff_s * 2 ** max(attempt - 1, 0)
+    )
     delay = random.uniform(0, ceiling)
     return max(delay, retry_after or 0.0)
 
@@ -80,11 +86,15 @@ def retry(events: Sequence[store.Pending], error: str, retry_after: float | None
     exhausted = [e for e in events if e.attempts + 1 >= _settings.embed_max_attempts]
     again = [e for e in events if e.attempts + 1 < _settings.embed_max_attempts]
     if exhausted:
-        store.record_failure(exhausted, f"gave up after {_settings.embed_max_attempts} attempts: {error}", final=True)
+        store.record_failure(
+            exhausted, f"gave up after {_settings.embed_max_attempts} attempts: {error}", final=True
+        )
     if again:
         store.record_failure(again, error, final=False)
         for event in again:
-            embed_events.apply_async(args=[str(event.id)], countdown=backoff(event.attempts + 1, retry_after))
+            embed_events.apply_async(
+                args=[str(event.id)], countdown=backoff(event.attempts + 1, retry_after)
+            )
     log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
 
 

@@ -76,7 +76,7 @@ class Embedder(ABC):
     async def aping(self) -> str:
         return await asyncio.to_thread(self.ping)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook; most embedders hold nothing)
         """Release connections (httpx clients)."""
 
 
@@ -103,7 +103,7 @@ def raise_for_response(name: str, response: httpx.Response) -> None:
     raise PermanentEmbedError(message)
 
 
-def parse_json(name: str, response: httpx.Response) -> dict:  # type: ignore[type-arg]
+def parse_json(name: str, response: httpx.Response) -> dict:
     try:
         data = response.json()
     except ValueError as error:
