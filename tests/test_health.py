@@ -52,7 +52,9 @@ def test_redis_down_is_503_on_health_and_ingest_and_recovers(
         assert body["database"] == "ok" and body["embedder"] == "ok"
 
         key = new_key()
-        response = client.post("/api/v1/events", json=event_body(), headers={"Idempotency-Key": key})
+        response = client.post(
+            "/api/v1/events", json=event_body(), headers={"Idempotency-Key": key}
+        )
         assert response.status_code == 503
         assert response.headers["retry-after"]
         assert response.json()["error"]["code"] in ("queue_unavailable", "redis_unavailable")

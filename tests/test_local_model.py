@@ -39,7 +39,9 @@ def test_local_model_gives_unit_384_vectors() -> None:
 
 @pytest.fixture(scope="module")
 def local_stack(
-    postgres: EmbeddedPostgres, redis_server: EmbeddedRedis, stack_env: dict[str, str],
+    postgres: EmbeddedPostgres,
+    redis_server: EmbeddedRedis,
+    stack_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
@@ -47,8 +49,12 @@ def local_stack(
         conn.execute("CREATE DATABASE eventsearch_local")
     url = postgres.url.replace("/eventsearch", "/eventsearch_local")
     upgrade_head(url.replace("postgresql://", "postgresql+psycopg://"))
-    env = {**stack_env, "DATABASE_URL": url, "REDIS_URL": redis_server.url.replace("/0", "/1"),
-           "EMBEDDER": "local"}
+    env = {
+        **stack_env,
+        "DATABASE_URL": url,
+        "REDIS_URL": redis_server.url.replace("/0", "/1"),
+        "EMBEDDER": "local",
+    }
     env.pop("EMBED_MODEL")
     logs = tmp_path_factory.mktemp("local")
     worker = processes.worker(env, logs, "worker-local", concurrency=1).start()
@@ -62,13 +68,18 @@ def test_search_with_the_real_model_finds_by_meaning(local_stack: str, tmp_path:
     with httpx.Client(base_url=local_stack, timeout=60) as client:
         ids = []
         for text in JOBS:
-            response = client.post("/api/v1/events", headers={"Idempotency-Key": new_key()},
-                                   json={"source": "jobboard", "type": "job.posted", "text": text})
+            response = client.post(
+                "/api/v1/events",
+                headers={"Idempotency-Key": new_key()},
+                json={"source": "jobboard", "type": "job.posted", "text": text},
+            )
             assert response.status_code == 202
             ids.append(response.json()["id"])
 
         def all_embedded() -> bool:
-            return all(client.get(f"/api/v1/events/{i}").json()["status"] == "embedded" for i in ids)
+            return all(
+                client.get(f"/api/v1/events/{i}").json()["status"] == "embedded" for i in ids
+            )
 
         wait_for(all_embedded, timeout=180, what="embedded by the local model")
         found = client.get("/api/v1/search", params={"q": "data engineering jobs in Kenya"}).json()

@@ -23,11 +23,21 @@ BIN = Path(sys.executable).parent
 @contextmanager
 def stack_up(home: Path, stub: StubServer, gateway_port: int, flower_port: int) -> Iterator[None]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(EVENTSEARCH_HOME=str(home), GATEWAY_PORT=str(gateway_port),
-               FLOWER_PORT=str(flower_port), EMBEDDER="ollama", OLLAMA_URL=stub.url)
+    env.update(
+        EVENTSEARCH_HOME=str(home),
+        GATEWAY_PORT=str(gateway_port),
+        FLOWER_PORT=str(flower_port),
+        EMBEDDER="ollama",
+        OLLAMA_URL=stub.url,
+    )
     with open(home.parent / "up.log", "ab") as log:
-        process = subprocess.Popen([str(BIN / "eventsearch"), "up"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [str(BIN / "eventsearch"), "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield
     finally:
@@ -49,8 +59,11 @@ def test_up_runs_the_whole_stack_and_keeps_data(tmp_path: Path, stub: StubServer
 
     with stack_up(home, stub, gateway_port, flower_port):
         wait_for(healthy, timeout=120, what="gateway healthy")
-        created = httpx.post(url + "/api/v1/events", json=event_body("kept across restarts"),
-                             headers={"Idempotency-Key": new_key()}).json()
+        created = httpx.post(
+            url + "/api/v1/events",
+            json=event_body("kept across restarts"),
+            headers={"Idempotency-Key": new_key()},
+        ).json()
         event_url = f"{url}/api/v1/events/{created['id']}"
         wait_for(lambda: httpx.get(event_url).json()["status"] == "embedded", what="embedded")
         flower = f"http://127.0.0.1:{flower_port}/"
