@@ -32,6 +32,68 @@ def migrate() -> None:
     typer.echo("eventsearch: database migrated")
 
 
+keys = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
+app.add_typer(keys, name="keys")
+
+
+@keys.command("create")
+def keys_create(
+    tenant: str = typer.Option(..., help="the tenant the key acts for"),
+    scopes: str = typer.Option("ingest,search", help="comma-separated: ingest, search, admin"),
+    name: str = typer.Option("", help="a label for people"),
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from common.apikeys import create_key
+    from common.db import sync_sessions
+    from common.settings import load_or_exit
+
+    load_or_exit()
+    try:
+        with sync_sessions()() as session, session.begin():
+            new = create_key(session, tenant, scopes.split(","), name)
+    except ValueError as error:
+        typer.echo(f"eventsearch: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"# key {new.id} for tenant {new.tenant}, scopes {','.join(new.scopes)}", err=True)
+    typer.echo(new.key)
+
+
+@keys.command("list")
+def keys_list(tenant: str | None = typer.Option(None, help="only this tenant's keys")) -> None:
+    """List keys (never the keys themselves: their first characters only)."""
+    from common.apikeys import list_keys
+    from common.db import sync_sessions
+    from common.settings import load_or_exit
+
+    load_or_exit()
+    with sync_sessions()() as session:
+        for key in list_keys(session, tenant):
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+            typer.echo(
+                f"{key.id}  {key.prefix}…  tenant={key.tenant}  scopes={','.join(key.scopes)}  "
+                f"{state}  last used {used}  {key.name}"
+            )
+
+
+@keys.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key by id; the gateway stops accepting it within AUTH_CACHE_TTL_S."""
+    import uuid
+
+    from common.apikeys import revoke_key
+    from common.db import sync_sessions
+    from common.settings import load_or_exit
+
+    load_or_exit()
+    with sync_sessions()() as session, session.begin():
+        revoked = revoke_key(session, uuid.UUID(key_id))
+    if not revoked:
+        typer.echo(f"eventsearch: no active key {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
 def main() -> None:
     app()
 

@@ -53,11 +53,13 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(24 * 3600, ge=60)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_text_chars: int = Field(100_000, ge=1)
-    default_tenant: str = "default"
 
     # Search.
     search_max_top_k: int = Field(100, ge=1, le=1000)
     hnsw_ef_search: int = Field(64, ge=1, le=1000)
+
+    # Auth.
+    auth_cache_ttl_s: float = Field(30.0, ge=0, description="how long a checked key is trusted")
 
     # Operations.
     docs_enabled: bool = True

@@ -36,13 +36,7 @@ def get_embedder(request: Request) -> Embedder:
     return embedder
 
 
-def get_tenant(settings: Annotated[Settings, Depends(get_settings)]) -> str:
-    """The caller's tenant. Until API keys exist every caller is the default tenant."""
-    return settings.default_tenant
-
-
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-TenantDep = Annotated[str, Depends(get_tenant)]

@@ -6,13 +6,14 @@ import uuid
 from typing import Annotated
 
 from asgi_correlation_id import correlation_id
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from sqlalchemy import select
 
 from common.errors import NotFound
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut
-from gateway.deps import SessionDep, SettingsDep, TenantDep
+from gateway.auth import IngestKey, Principal, authenticate
+from gateway.deps import SessionDep, SettingsDep
 from gateway.ingest import check_idempotency_key, fingerprint, hand_off, record_event
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
@@ -34,7 +35,7 @@ async def ingest_event(
     response: Response,
     session: SessionDep,
     settings: SettingsDep,
-    tenant: TenantDep,
+    caller: IngestKey,
     idempotency_key: Annotated[str | None, Header()] = None,
     x_idempotency_key: Annotated[str | None, Header()] = None,
 ) -> EventAccepted:
@@ -44,7 +45,7 @@ async def ingest_event(
         settings.idempotency_required,
     )
     digest = fingerprint(await request.json())
-    accepted, replayed = await record_event(session, tenant, key, digest, event)
+    accepted, replayed = await record_event(session, caller.tenant, key, digest, event)
     response.headers["Location"] = f"/api/v1/events/{accepted.id}"
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
@@ -55,8 +56,11 @@ async def ingest_event(
 
 
 @router.get("/{event_id}", response_model=EventOut, responses={404: {"description": "unknown"}})
-async def get_event(event_id: str, session: SessionDep, tenant: TenantDep) -> EventOut:
-    """The event's processing status. Another tenant's id is 404, like a missing one."""
+async def get_event(
+    event_id: str, session: SessionDep, caller: Annotated[Principal, Depends(authenticate)]
+) -> EventOut:
+    """The event's processing status (any scope). Another tenant's id is 404, like a missing one."""
+    tenant = caller.tenant
     try:
         uid = uuid.UUID(event_id)
     except ValueError:

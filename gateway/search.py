@@ -12,7 +12,8 @@ from common.embedders import EmbedError
 from common.errors import ServiceUnavailable
 from common.models import Event, EventStatus
 from common.schemas import SearchHit, SearchRequest, SearchResponse
-from gateway.deps import EmbedderDep, SessionDep, SettingsDep, TenantDep
+from gateway.auth import SearchKey
+from gateway.deps import EmbedderDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
 
@@ -77,10 +78,10 @@ async def search(
     session: SessionDep,
     embedder: EmbedderDep,
     settings: SettingsDep,
-    tenant: TenantDep,
+    caller: SearchKey,
 ) -> SearchResponse:
     """Nearest events to ``query`` by cosine similarity, best first."""
-    return await run_search(request, session, embedder, settings, tenant)
+    return await run_search(request, session, embedder, settings, caller.tenant)
 
 
 @router.get("", response_model=SearchResponse)
@@ -88,11 +89,11 @@ async def search_get(
     session: SessionDep,
     embedder: EmbedderDep,
     settings: SettingsDep,
-    tenant: TenantDep,
+    caller: SearchKey,
     q: Annotated[str, Query(min_length=1, max_length=10_000)],
     top_k: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> SearchResponse:
     """``GET`` form of search, for curl and browsers."""
     return await run_search(
-        SearchRequest(query=q, top_k=top_k), session, embedder, settings, tenant
+        SearchRequest(query=q, top_k=top_k), session, embedder, settings, caller.tenant
     )

@@ -36,6 +36,34 @@ def _flower_password(home: Path) -> str:
     return path.read_text().strip()
 
 
+def _dev_key(home: Path, env: dict[str, str]) -> str:
+    """A key for tenant ``dev`` with every scope, made on the first start and kept in home."""
+    path = home / "dev-api-key"
+    if not path.exists():
+        made = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "keys",
+                "create",
+                "--tenant",
+                "dev",
+                "--scopes",
+                "ingest,search,admin",
+                "--name",
+                "make up development key",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        path.write_text(made.stdout.strip())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
 def _choose_embedder(env: dict[str, str]) -> str:
     if "EMBEDDER" in env:
         return env["EMBEDDER"]
@@ -74,6 +102,7 @@ def run(home: Path, procfile: Path) -> int:
         migrate = subprocess.run([sys.executable, "-m", "cli.main", "migrate"], env=env)
         if migrate.returncode:
             return migrate.returncode
+        dev_key = _dev_key(home, env)
         port = env.get("GATEWAY_PORT", "8000")
         print(
             f"eventsearch: gateway http://127.0.0.1:{port} (docs at /docs); Flower "
@@ -81,6 +110,7 @@ def run(home: Path, procfile: Path) -> int:
             f"password {env['FLOWER_PASSWORD']}",
             flush=True,
         )
+        print(f"eventsearch: development API key (all scopes, tenant dev): {dev_key}", flush=True)
         honcho = subprocess.Popen(
             [
                 sys.executable,

@@ -68,6 +68,7 @@ def stack_env(
         "EMBED_TIMEOUT_S": "3",
         "RETRY_BACKOFF_S": "0.2",
         "RETRY_BACKOFF_MAX_S": "1",
+        "AUTH_CACHE_TTL_S": "1",
         "TMPDIR": str(tmp_root),
     }
     os.environ.update(env)
@@ -101,9 +102,25 @@ def worker(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Proc
     proc.stop()
 
 
+def make_key(db: Engine, tenant: str, scopes: str = "ingest,search,admin") -> str:
+    from sqlalchemy.orm import Session
+
+    from common.apikeys import create_key
+
+    with Session(db) as session, session.begin():
+        return create_key(session, tenant, scopes.split(","), "test").key
+
+
+@pytest.fixture(scope="session")
+def api_key(db: Engine) -> str:
+    """A key with every scope for tenant ``t1``, the tenant of ``client``."""
+    return make_key(db, "t1")
+
+
 @pytest.fixture
-def client(gateway: processes.Gateway) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, timeout=30) as c:
+def client(gateway: processes.Gateway, api_key: str) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=gateway.url, timeout=30, headers=headers) as c:
         yield c
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import pytest
 
@@ -22,6 +23,14 @@ def make(kind: str, stub: StubServer, timeout: float = 5.0) -> Embedder:
 
 
 KINDS = ["ollama", "openai"]
+
+
+@pytest.fixture
+def stub() -> Iterator[StubServer]:
+    """A stub of this test's own: the session's is shared with the running worker."""
+    server = StubServer().start()
+    yield server
+    server.shutdown()
 
 
 @pytest.mark.parametrize("kind", KINDS)

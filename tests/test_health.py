@@ -39,9 +39,10 @@ def gateway_on_own_redis(
 
 
 def test_redis_down_is_503_on_health_and_ingest_and_recovers(
-    gateway_on_own_redis: processes.Gateway, own_redis: EmbeddedRedis
+    gateway_on_own_redis: processes.Gateway, own_redis: EmbeddedRedis, api_key: str
 ) -> None:
-    with httpx.Client(base_url=gateway_on_own_redis.url, timeout=30) as client:
+    headers = {"X-API-Key": api_key}
+    with httpx.Client(base_url=gateway_on_own_redis.url, timeout=30, headers=headers) as client:
         assert client.get("/health").status_code == 200
         own_redis.stop()
 

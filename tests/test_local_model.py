@@ -6,18 +6,18 @@ It runs its own gateway and worker on a database and a Redis db of its own, so t
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import create_engine
 
 from common.embedders.local import LocalEmbedder
 from common.migrate import upgrade_head
 from stack.postgres import EmbeddedPostgres
 from stack.redis import EmbeddedRedis
 from tests import processes
-from tests.conftest import new_key, wait_for
+from tests.conftest import make_key, new_key, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,12 +43,15 @@ def local_stack(
     redis_server: EmbeddedRedis,
     stack_env: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
+) -> Iterator[tuple[str, str]]:
     with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS eventsearch_local")
         conn.execute("CREATE DATABASE eventsearch_local")
     url = postgres.url.replace("/eventsearch", "/eventsearch_local")
     upgrade_head(url.replace("postgresql://", "postgresql+psycopg://"))
+    engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+    key = make_key(engine, "local")
+    engine.dispose()
     env = {
         **stack_env,
         "DATABASE_URL": url,
@@ -59,13 +62,14 @@ def local_stack(
     logs = tmp_path_factory.mktemp("local")
     worker = processes.worker(env, logs, "worker-local", concurrency=1).start()
     gateway = processes.gateway(env, logs, "gateway-local").start().wait_ready(timeout=120)
-    yield gateway.url
+    yield gateway.url, key
     gateway.stop()
     worker.stop()
 
 
-def test_search_with_the_real_model_finds_by_meaning(local_stack: str, tmp_path: Path) -> None:
-    with httpx.Client(base_url=local_stack, timeout=60) as client:
+def test_search_with_the_real_model_finds_by_meaning(local_stack: tuple[str, str]) -> None:
+    url, key = local_stack
+    with httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": key}) as client:
         ids = []
         for text in JOBS:
             response = client.post(

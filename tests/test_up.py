@@ -59,13 +59,17 @@ def test_up_runs_the_whole_stack_and_keeps_data(tmp_path: Path, stub: StubServer
 
     with stack_up(home, stub, gateway_port, flower_port):
         wait_for(healthy, timeout=120, what="gateway healthy")
+        auth = {"Authorization": f"Bearer {(home / 'dev-api-key').read_text().strip()}"}
         created = httpx.post(
             url + "/api/v1/events",
             json=event_body("kept across restarts"),
-            headers={"Idempotency-Key": new_key()},
+            headers={"Idempotency-Key": new_key(), **auth},
         ).json()
         event_url = f"{url}/api/v1/events/{created['id']}"
-        wait_for(lambda: httpx.get(event_url).json()["status"] == "embedded", what="embedded")
+        wait_for(
+            lambda: httpx.get(event_url, headers=auth).json()["status"] == "embedded",
+            what="embedded",
+        )
         flower = f"http://127.0.0.1:{flower_port}/"
         wait_for(lambda: port_open(flower_port), what="flower")
         assert httpx.get(flower).status_code == 401
@@ -77,4 +81,4 @@ def test_up_runs_the_whole_stack_and_keeps_data(tmp_path: Path, stub: StubServer
 
     with stack_up(home, stub, gateway_port, flower_port):
         wait_for(healthy, timeout=120, what="gateway healthy again")
-        assert httpx.get(event_url).json()["status"] == "embedded"
+        assert httpx.get(event_url, headers=auth).json()["status"] == "embedded"
