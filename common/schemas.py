@@ -44,6 +44,57 @@ class EventAccepted(BaseModel):
     created_at: datetime
 
 
+class BatchIn(BaseModel):
+    """Items are validated one by one in the handler, so one bad item rejects only itself."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "source": "jobboard",
+                            "type": "job.posted",
+                            "text": "Data engineer",
+                            "idempotency_key": "posting-1",
+                        },
+                        {
+                            "source": "tickets",
+                            "type": "ticket.opened",
+                            "text": "Login fails",
+                            "idempotency_key": "ticket-77",
+                        },
+                    ]
+                }
+            ]
+        },
+    )
+
+    events: list[Any]
+
+
+class ItemError(BaseModel):
+    code: str
+    message: str
+    details: list[dict[str, Any]] | None = None
+
+
+class BatchItemResult(BaseModel):
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    id: uuid.UUID | None = None
+    idempotency_key: str | None = None
+    error: ItemError | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    duplicate: int
+    rejected: int
+    results: list[BatchItemResult]
+
+
 class EventOut(BaseModel):
     id: uuid.UUID
     status: StatusName

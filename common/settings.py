@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # Ingest.
     idempotency_required: bool = True
     idempotency_ttl_s: int = Field(24 * 3600, ge=60)
+    idempotency_lock_ttl_s: int = Field(
+        30, ge=1, description="how long an unfinished request holds its key (a crash frees it)"
+    )
+    batch_max_items: int = Field(1000, ge=1, le=100_000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_text_chars: int = Field(100_000, ge=1)
 

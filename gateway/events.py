@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Annotated
 
 from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Header, Request, Response
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from common.errors import NotFound
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut
 from gateway.auth import IngestKey, Principal, authenticate
-from gateway.deps import SessionDep, SettingsDep
-from gateway.ingest import check_idempotency_key, fingerprint, hand_off, record_event
+from gateway.deps import RedisDep, SessionDep, SettingsDep
+from gateway.idempotency import (
+    IdempotencyRecord,
+    Stored,
+    check_idempotency_key,
+    fingerprint,
+    record_for,
+)
+from gateway.ingest import NewEvent, answer_bytes, hand_off, record_events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
+log = logging.getLogger("eventsearch.gateway")
 
 
 @router.post(
@@ -25,34 +35,85 @@ router = APIRouter(prefix="/api/v1/events", tags=["events"])
     response_model=EventAccepted,
     responses={
         400: {"description": "missing or invalid Idempotency-Key"},
+        409: {"description": "the first request with this key is still being processed"},
         422: {"description": "invalid body, or key reused with another body"},
-        503: {"description": "a store is down; retry after Retry-After"},
+        503: {"description": "a store is down; nothing was recorded; retry after Retry-After"},
     },
 )
 async def ingest_event(
     event: EventIn,
     request: Request,
-    response: Response,
     session: SessionDep,
+    redis: RedisDep,
     settings: SettingsDep,
     caller: IngestKey,
     idempotency_key: Annotated[str | None, Header()] = None,
     x_idempotency_key: Annotated[str | None, Header()] = None,
-) -> EventAccepted:
-    """Record an event and queue it for embedding. Answers 202 once it is on the queue."""
+) -> Response:
+    """Record an event and queue it for embedding; 202 once it is on the queue.
+
+    The same key with the same body replays the first answer byte for byte
+    (``Idempotent-Replayed: true``); with another body it is 422 ``idempotency_key_reused``;
+    while the first request still runs, 409 ``idempotency_key_in_progress``."""
     key = check_idempotency_key(
         idempotency_key if idempotency_key is not None else x_idempotency_key,
         settings.idempotency_required,
     )
-    digest = fingerprint(await request.json())
-    accepted, replayed = await record_event(session, caller.tenant, key, digest, event)
-    response.headers["Location"] = f"/api/v1/events/{accepted.id}"
+    item = NewEvent(key, fingerprint(await request.json()), event)
+    record = None
+    if key is not None:
+        record = record_for(
+            redis,
+            caller.tenant,
+            key,
+            item.fp,
+            settings.idempotency_lock_ttl_s,
+            settings.idempotency_ttl_s,
+        )
+        stored = await record.acquire()
+        if stored is not None:
+            return _answer(stored, replayed=True)
+    try:
+        [result] = await record_events(session, caller.tenant, [item])
+        if isinstance(result, Exception):
+            raise result
+        accepted, replayed = result
+        if not replayed:
+            await session.commit()
+            await hand_off(
+                session, [str(accepted.id)], correlation_id.get(), settings.embed_batch_size
+            )
+    except BaseException:
+        if record is not None:
+            await _forget(record)
+        raise
+    answer = Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
+    if record is not None:
+        await _remember(record, answer)
+    return _answer(answer, replayed)
+
+
+def _answer(stored: Stored, replayed: bool) -> Response:
+    headers = {"Location": stored.location}
     if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-        return accepted
-    await session.commit()
-    await hand_off(session, [str(accepted.id)], correlation_id.get())
-    return accepted
+        headers["Idempotent-Replayed"] = "true"
+    return Response(stored.body, stored.status, headers, media_type="application/json")
+
+
+async def _forget(record: IdempotencyRecord) -> None:
+    try:
+        await record.release()
+    except RedisError:
+        log.warning("could not release idempotency lock %s; it expires by itself", record.name)
+
+
+async def _remember(record: IdempotencyRecord, answer: Stored) -> None:
+    # The event is accepted and on the queue: a Redis hiccup now must not turn that into an
+    # error. A retry then takes the database path, which rebuilds the same answer.
+    try:
+        await record.complete(answer)
+    except RedisError:
+        log.warning("could not store idempotent answer %s", record.name)
 
 
 @router.get("/{event_id}", response_model=EventOut, responses={404: {"description": "unknown"}})

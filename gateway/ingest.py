@@ -1,101 +1,117 @@
-"""Recording events: idempotency-key checks, the row, and the hand-off to the queue.
+"""Recording events in PostgreSQL and handing them to the queue.
 
-Order of effects, chosen so that nothing is half-written: the row is committed first, then
-the message is published; if publishing fails the row is deleted again and the client gets
-503 (its retry is then processed afresh). The unique constraint on (tenant, idempotency_key)
-is the last line against duplicates, whatever happens to Redis.
+Order of effects, chosen so that nothing is half-written: rows are committed first, then
+the messages are published; if publishing fails the rows are deleted again and the client
+gets 503 (its retry is then processed afresh). The unique constraint on
+(tenant, idempotency_key) is the last line against duplicates, whatever happens to Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import AppError, ServiceUnavailable
+from common.errors import ServiceUnavailable
 from common.models import Event, EventStatus
 from common.queue import enqueue_embed
 from common.schemas import EventAccepted, EventIn
-
-MAX_KEY_LENGTH = 255
-
-
-def check_idempotency_key(key: str | None, required: bool) -> str | None:
-    """Validate the header value (IETF draft: a string, here at most 255 printable chars)."""
-    if key is None or key == "":
-        if required:
-            raise AppError(
-                "the Idempotency-Key header is required on this endpoint",
-                code="idempotency_key_missing",
-            )
-        return None
-    if len(key) > MAX_KEY_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in key):
-        raise AppError(
-            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters without control characters",
-            code="idempotency_key_invalid",
-        )
-    return key
+from gateway.idempotency import key_reused
 
 
-def fingerprint(payload: Any) -> str:
-    """sha256 of the canonical JSON of a parsed body: key order and spacing do not matter."""
-    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+@dataclass(frozen=True)
+class NewEvent:
+    """A validated event about to be recorded."""
+
+    key: str | None
+    fp: str
+    event: EventIn
 
 
-async def record_event(
-    session: AsyncSession, tenant: str, key: str | None, digest: str, event: EventIn
-) -> tuple[EventAccepted, bool]:
-    """Insert the event unless the key is known; returns (the answer, whether it is a replay).
+def answer_bytes(accepted: EventAccepted) -> bytes:
+    """The exact bytes of a 202: stored for replays, and rebuilt identically from the row."""
+    return orjson.dumps(accepted.model_dump(mode="json"))
 
-    A known key with another payload is refused (``idempotency_key_reused``)."""
-    event_id = uuid.uuid4()
-    inserted = (
-        await session.execute(
-            insert(Event)
-            .values(
-                id=event_id,
-                tenant=tenant,
-                idempotency_key=key,
-                fingerprint=digest,
-                source=event.source,
-                type=event.type,
-                text=event.text,
-                meta=event.metadata,
-                occurred_at=event.occurred_at,
-                status=EventStatus.queued,
-            )
+
+def _row(tenant: str, item: NewEvent) -> dict[str, object]:
+    e = item.event
+    return {
+        "id": uuid.uuid4(),
+        "tenant": tenant,
+        "idempotency_key": item.key,
+        "fingerprint": item.fp,
+        "source": e.source,
+        "type": e.type,
+        "text": e.text,
+        "metadata": e.metadata,
+        "occurred_at": e.occurred_at,
+        "status": EventStatus.queued,
+    }
+
+
+async def record_events(
+    session: AsyncSession, tenant: str, items: Sequence[NewEvent]
+) -> list[tuple[EventAccepted, bool] | Exception]:
+    """Insert ``items`` in one statement; keys already known give the first event back.
+
+    Returns, per item: ``(answer, replayed)``, or the error (``idempotency_key_reused``) for
+    a known key sent with another body. Items must have distinct keys."""
+    if not items:
+        return []
+    rows = [_row(tenant, item) for item in items]
+    table = cast(Table, Event.__table__)
+    inserted = {
+        r.id: r
+        for r in await session.execute(
+            insert(table)
+            .values(rows)
             .on_conflict_do_nothing(constraint="uq_events_tenant_key")
-            .returning(Event.id, Event.created_at)
+            .returning(table.c.id, table.c.created_at)
         )
-    ).first()
-    if inserted is not None:
-        return EventAccepted(id=inserted.id, status="queued", created_at=inserted.created_at), False
-    first = (
-        await session.execute(
-            select(Event.id, Event.created_at, Event.fingerprint).where(
-                Event.tenant == tenant, Event.idempotency_key == key
+    }
+    missing = [item.key for row, item in zip(rows, items, strict=True) if row["id"] not in inserted]
+    known = {}
+    if missing:
+        known = {
+            r.idempotency_key: r
+            for r in await session.execute(
+                select(Event.id, Event.created_at, Event.fingerprint, Event.idempotency_key).where(
+                    Event.tenant == tenant, Event.idempotency_key.in_(missing)
+                )
             )
-        )
-    ).one()
-    if first.fingerprint != digest:
-        raise AppError(
-            "this Idempotency-Key was used with a different request body",
-            code="idempotency_key_reused",
-            status_code=422,
-        )
-    return EventAccepted(id=first.id, status="queued", created_at=first.created_at), True
+        }
+    results: list[tuple[EventAccepted, bool] | Exception] = []
+    for row, item in zip(rows, items, strict=True):
+        new = inserted.get(row["id"])
+        if new is not None:
+            results.append(
+                (EventAccepted(id=new.id, status="queued", created_at=new.created_at), False)
+            )
+            continue
+        first = known[item.key]
+        if first.fingerprint != item.fp:
+            results.append(key_reused())
+        else:
+            answer = EventAccepted(id=first.id, status="queued", created_at=first.created_at)
+            results.append((answer, True))
+    return results
 
 
-async def hand_off(session: AsyncSession, event_ids: list[str], request_id: str | None) -> None:
-    """Publish the embed messages for committed events; on failure delete them and raise 503."""
+async def hand_off(
+    session: AsyncSession, event_ids: list[str], request_id: str | None, chunk: int
+) -> None:
+    """Publish embed messages for committed events; on failure delete them and raise 503."""
+    if not event_ids:
+        return
     try:
-        await asyncio.to_thread(enqueue_embed, event_ids, request_id)
+        await asyncio.to_thread(enqueue_embed, event_ids, request_id, chunk)
     except Exception as error:
         await session.execute(delete(Event).where(Event.id.in_([uuid.UUID(i) for i in event_ids])))
         await session.commit()

@@ -106,6 +106,9 @@ def retry(events: Sequence[store.Pending], error: str, retry_after: float | None
     acks_late=True,
 )
 def embed_events(requests: list[SimpleRequest]) -> None:
-    """Embed every queued event named by the buffered messages, in one batch."""
-    ids = [str(r.args[0]) for r in requests if r.args]
-    process(store.load_queued(ids))
+    """Embed every queued event named by the buffered messages (a message names one event,
+    or a chunk of a batch POST), ``EMBED_BATCH_SIZE`` events an embedder call."""
+    ids = [str(event_id) for r in requests for event_id in r.args]
+    size = _settings.embed_batch_size
+    for start in range(0, len(ids), size):
+        process(store.load_queued(ids[start : start + size]))

@@ -1,0 +1,139 @@
+"""``POST /api/v1/events/batch``: many events in one request, each judged on its own.
+
+Per item, in order: ``accepted`` (a new id), ``duplicate`` (the id first given for that
+idempotency key, also for a repeat inside the same batch) or ``rejected`` (the validation
+error). One bad item rejects only itself. All accepted items are inserted in one statement
+and published in chunks of a worker batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asgi_correlation_id import correlation_id
+from fastapi import APIRouter
+from pydantic import ValidationError
+
+from common.errors import AppError
+from common.schemas import BatchIn, BatchItemResult, BatchResult, EventIn, ItemError
+from gateway.auth import IngestKey
+from gateway.deps import SessionDep, SettingsDep
+from gateway.idempotency import check_idempotency_key, fingerprint
+from gateway.ingest import NewEvent, hand_off, record_events
+
+router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+def _rejected(index: int, key: str | None, error: ItemError) -> BatchItemResult:
+    return BatchItemResult(index=index, status="rejected", idempotency_key=key, error=error)
+
+
+def _key_of(raw: Any) -> str | None:
+    key = raw.get("idempotency_key") if isinstance(raw, dict) else None
+    return key if isinstance(key, str) else None
+
+
+def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
+    """One item: its key checked, its body validated (raises AppError or ValidationError)."""
+    if not isinstance(raw, dict):
+        raise AppError("each event must be a JSON object", code="validation_error")
+    body = {k: v for k, v in raw.items() if k != "idempotency_key"}
+    key = raw.get("idempotency_key")
+    if key is not None and not isinstance(key, str):
+        raise AppError("idempotency_key must be a string", code="idempotency_key_invalid")
+    key = check_idempotency_key(key, required)
+    return key, NewEvent(key, fingerprint(body), EventIn.model_validate(body))
+
+
+@router.post(
+    "/batch",
+    response_model=BatchResult,
+    responses={503: {"description": "a store is down; nothing was recorded"}},
+)
+async def ingest_batch(
+    batch: BatchIn, session: SessionDep, settings: SettingsDep, caller: IngestKey
+) -> BatchResult:
+    """Record up to ``BATCH_MAX_ITEMS`` events; answers 200 with one result per item."""
+    if len(batch.events) > settings.batch_max_items:
+        raise AppError(
+            f"a batch holds at most {settings.batch_max_items} events; got {len(batch.events)}",
+            code="batch_too_large",
+            status_code=422,
+        )
+    results: list[BatchItemResult | None] = [None] * len(batch.events)
+    new: list[tuple[int, NewEvent]] = []
+    first_of: dict[str, tuple[int, str]] = {}  # key -> (index, fingerprint) in this batch
+    repeats: list[tuple[int, str]] = []
+    for index, raw in enumerate(batch.events):
+        try:
+            key, item = _validate(raw, settings.idempotency_required)
+        except AppError as error:
+            results[index] = _rejected(
+                index, _key_of(raw), ItemError(code=error.code, message=error.message)
+            )
+            continue
+        except ValidationError as error:
+            details = error.errors(include_url=False, include_input=False, include_context=False)
+            fields = ", ".join(sorted({".".join(map(str, d["loc"])) or "item" for d in details}))
+            results[index] = _rejected(
+                index,
+                _key_of(raw),
+                ItemError(
+                    code="validation_error",
+                    message=f"invalid fields: {fields}",
+                    details=[dict(d) for d in details],
+                ),
+            )
+            continue
+        if key is not None and key in first_of:
+            if first_of[key][1] != item.fp:
+                results[index] = _rejected(
+                    index,
+                    key,
+                    ItemError(
+                        code="idempotency_key_reused",
+                        message="idempotency_key used earlier in this batch with another body",
+                    ),
+                )
+            else:
+                repeats.append((index, key))
+            continue
+        if key is not None:
+            first_of[key] = (index, item.fp)
+        new.append((index, item))
+
+    outcomes = await record_events(session, caller.tenant, [item for _, item in new])
+    fresh: list[str] = []
+    for (index, item), outcome in zip(new, outcomes, strict=True):
+        if isinstance(outcome, AppError):
+            results[index] = _rejected(
+                index, item.key, ItemError(code=outcome.code, message=outcome.message)
+            )
+            continue
+        assert not isinstance(outcome, Exception)
+        accepted, replayed = outcome
+        results[index] = BatchItemResult(
+            index=index,
+            status="duplicate" if replayed else "accepted",
+            id=accepted.id,
+            idempotency_key=item.key,
+        )
+        if not replayed:
+            fresh.append(str(accepted.id))
+    for index, key in repeats:
+        first = results[first_of[key][0]]
+        assert first is not None
+        results[index] = (
+            BatchItemResult(index=index, status="duplicate", id=first.id, idempotency_key=key)
+            if first.id is not None
+            else first.model_copy(update={"index": index})
+        )
+    await session.commit()
+    await hand_off(session, fresh, correlation_id.get(), settings.embed_batch_size)
+    final = [r for r in results if r is not None]
+    return BatchResult(
+        accepted=sum(r.status == "accepted" for r in final),
+        duplicate=sum(r.status == "duplicate" for r in final),
+        rejected=sum(r.status == "rejected" for r in final),
+        results=final,
+    )

@@ -1,0 +1,126 @@
+"""Idempotency keys with Stripe semantics (draft-ietf-httpapi-idempotency-key-header).
+
+Records live in Redis under ``idem:<tenant>:<sha256(key)>``:
+
+- ``{"state": "in_progress", "fp": ...}`` while the first request runs, with a short TTL
+  (``IDEMPOTENCY_LOCK_TTL_S``) so a request that crashed cannot lock its key forever;
+- ``{"state": "done", "fp", "status", "body", "location"}`` once it answered, kept
+  ``IDEMPOTENCY_TTL_S`` (24 h): the exact bytes are replayed to every retry.
+
+A request that fails before it is accepted (validation, 503) deletes its lock, so its retry
+is processed afresh. Redis is the fast path, not the guarantee: if its records are lost the
+unique (tenant, idempotency_key) constraint in PostgreSQL still yields one event, and the
+first answer is rebuilt from the row (the same bytes, as the answer is a pure function of it).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from common.errors import AppError
+
+MAX_KEY_LENGTH = 255
+
+
+def check_idempotency_key(key: str | None, required: bool) -> str | None:
+    """Validate the header value (at most 255 characters, no control characters)."""
+    if key is None or key == "":
+        if required:
+            raise AppError(
+                "the Idempotency-Key header is required on this endpoint",
+                code="idempotency_key_missing",
+            )
+        return None
+    if len(key) > MAX_KEY_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        raise AppError(
+            f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters without control characters",
+            code="idempotency_key_invalid",
+        )
+    return key
+
+
+def fingerprint(payload: Any) -> str:
+    """sha256 of the canonical JSON of a parsed body: key order and spacing do not matter."""
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def key_reused() -> AppError:
+    return AppError(
+        "this Idempotency-Key was already used with a different request body",
+        code="idempotency_key_reused",
+        status_code=422,
+    )
+
+
+def in_progress(retry_after: int) -> AppError:
+    return AppError(
+        "a request with this Idempotency-Key is still being processed; retry later",
+        code="idempotency_key_in_progress",
+        status_code=409,
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A finished answer, as sent."""
+
+    status: int
+    body: bytes
+    location: str
+
+
+@dataclass
+class IdempotencyRecord:
+    """The lock a request holds on its key, and then its stored answer."""
+
+    redis: Redis
+    name: str
+    fp: str
+    lock_ttl_s: int
+    ttl_s: int
+
+    async def acquire(self) -> Stored | None:
+        """Take the key, or return the stored answer to replay. Raises 422 when the key was
+        used with another body and 409 while its first request is still running."""
+        lock = orjson.dumps({"state": "in_progress", "fp": self.fp})
+        for _ in range(3):  # the other request's record may expire between our two calls
+            if await self.redis.set(self.name, lock, nx=True, ex=self.lock_ttl_s):
+                return None
+            raw = await self.redis.get(self.name)
+            if raw is None:
+                continue
+            record = orjson.loads(raw)
+            if record["fp"] != self.fp:
+                raise key_reused()
+            if record["state"] == "in_progress":
+                raise in_progress(retry_after=1)
+            return Stored(record["status"], base64.b64decode(record["body"]), record["location"])
+        raise in_progress(retry_after=1)
+
+    async def complete(self, answer: Stored) -> None:
+        record = {
+            "state": "done",
+            "fp": self.fp,
+            "status": answer.status,
+            "body": base64.b64encode(answer.body).decode(),
+            "location": answer.location,
+        }
+        await self.redis.set(self.name, orjson.dumps(record), ex=self.ttl_s)
+
+    async def release(self) -> None:
+        """Forget the key: the request was not accepted, so its retry starts afresh."""
+        await self.redis.delete(self.name)
+
+
+def record_for(
+    redis: Redis, tenant: str, key: str, fp: str, lock_ttl_s: int, ttl_s: int
+) -> IdempotencyRecord:
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return IdempotencyRecord(redis, f"idem:{tenant}:{digest}", fp, lock_ttl_s, ttl_s)

@@ -1,0 +1,263 @@
+"""Idempotency keys, Stripe/IETF semantics, against a real gateway on its own Redis.
+
+The gateway here has no worker, so the embed queue in its Redis counts what was enqueued."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+import redis
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from common.apikeys import hash_key
+from stack.ports import free_port
+from stack.redis import EmbeddedRedis
+from tests import processes
+from tests.conftest import event_body, event_count, make_key, new_key, wait_for
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("idem-redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def idem_gateway(
+    stack_env: dict[str, str], own_redis: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[processes.Gateway]:
+    env = {**stack_env, "REDIS_URL": own_redis.url, "IDEMPOTENCY_LOCK_TTL_S": "2"}
+    proc = processes.gateway(env, tmp_path_factory.mktemp("idem"), "gateway-idem")
+    proc.start().wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def tenant_key(db: Engine, request: pytest.FixtureRequest) -> str:
+    """A fresh tenant per test, so counts in the database are this test's own."""
+    return make_key(db, f"idem-{request.node.name[:40]}-{new_key()[-8:]}", "ingest,search")
+
+
+@pytest.fixture
+def api(idem_gateway: processes.Gateway, tenant_key: str) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=idem_gateway.url, timeout=30, headers={"X-API-Key": tenant_key}
+    ) as client:
+        yield client
+
+
+def queue_depth(server: EmbeddedRedis) -> int:
+    return int(redis.Redis.from_url(server.url).llen("embed"))
+
+
+def tenant_of(db: Engine, api_key: str) -> str:
+    with db.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT tenant FROM api_keys WHERE key_hash = :h"), {"h": hash_key(api_key)}
+            ).scalar_one()
+        )
+
+
+def tenant_events(db: Engine, api_key: str) -> int:
+    return event_count(db, "tenant = :t", t=tenant_of(db, api_key))
+
+
+def post(
+    api: httpx.Client, body: object, key: str | None, header: str = "Idempotency-Key"
+) -> httpx.Response:
+    headers = {header: key} if key is not None else {}
+    return api.post("/api/v1/events", json=body, headers=headers)
+
+
+def test_same_key_same_payload_replays_first_response(
+    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
+) -> None:
+    key, body = new_key(), event_body()
+    before = queue_depth(own_redis)
+    first = post(api, body, key)
+    again = post(api, dict(reversed(list(body.items()))), key)  # same JSON, other key order
+    assert first.status_code == again.status_code == 202
+    assert again.content == first.content
+    assert again.headers["location"] == first.headers["location"]
+    assert again.headers["idempotent-replayed"] == "true"
+    assert "idempotent-replayed" not in first.headers
+    assert queue_depth(own_redis) == before + 1
+    assert tenant_events(db, tenant_key) == 1
+
+
+def test_x_idempotency_key_header_is_accepted(api: httpx.Client) -> None:
+    key, body = new_key(), event_body()
+    first = post(api, body, key, header="X-Idempotency-Key")
+    again = post(api, body, key, header="Idempotency-Key")
+    assert first.status_code == 202 and again.content == first.content
+
+
+def test_same_key_different_payload_is_422(api: httpx.Client, db: Engine, tenant_key: str) -> None:
+    key = new_key()
+    assert post(api, event_body("first body"), key).status_code == 202
+    response = post(api, event_body("another body"), key)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "idempotency_key_reused"
+    assert tenant_events(db, tenant_key) == 1
+
+
+def test_missing_key_is_400(api: httpx.Client) -> None:
+    response = post(api, event_body(), None)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "idempotency_key_missing"
+
+
+@pytest.mark.parametrize("key", ["k" * 256, "tab\there", "two\ttabs\there"])
+def test_overlong_or_control_character_key_is_400(api: httpx.Client, key: str) -> None:
+    response = api.post("/api/v1/events", json=event_body(), headers=[("Idempotency-Key", key)])  # type: ignore[arg-type]
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "idempotency_key_invalid"
+
+
+def test_key_of_255_characters_is_fine(api: httpx.Client) -> None:
+    assert post(api, event_body(), new_key().ljust(255, "k")).status_code == 202
+
+
+def test_rejected_request_stores_no_key(api: httpx.Client, db: Engine, tenant_key: str) -> None:
+    key = new_key()
+    invalid = post(api, {"source": "s", "type": "t"}, key)
+    assert invalid.status_code == 422
+    retried = post(api, event_body(), key)
+    assert retried.status_code == 202
+    assert "idempotent-replayed" not in retried.headers
+    assert tenant_events(db, tenant_key) == 1
+
+
+def test_same_key_while_first_in_flight_is_409(
+    api: httpx.Client, db: Engine, tenant_key: str
+) -> None:
+    key, body = new_key(), event_body()
+    tenant = tenant_of(db, tenant_key)
+    # Hold an uncommitted row with the same (tenant, key): the first request's INSERT waits
+    # on the unique index until this transaction ends, so it is in flight for as long as
+    # the test wants, with no sleep.
+    blocker = db.connect()
+    tx = blocker.begin()
+    blocker.execute(
+        text(
+            "INSERT INTO events (id, tenant, idempotency_key, source, type, text) "
+            "VALUES (gen_random_uuid(), :t, :k, 's', 't', 'blocker')"
+        ),
+        {"t": tenant, "k": key},
+    )
+
+    def first_is_waiting() -> bool:
+        with db.connect() as conn:
+            return bool(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND query LIKE 'INSERT INTO events%'"
+                    )
+                ).scalar_one()
+            )
+
+    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(
+            base_url=str(api.base_url), headers=api.headers, timeout=60
+        ) as client:
+            first = asyncio.create_task(
+                client.post("/api/v1/events", json=body, headers={"Idempotency-Key": key})
+            )
+            await asyncio.to_thread(wait_for, first_is_waiting, 30, "first request in flight")
+            second = await client.post(
+                "/api/v1/events", json=body, headers={"Idempotency-Key": key}, timeout=10
+            )
+            tx.rollback()
+            return await first, second
+
+    try:
+        first, second = asyncio.run(scenario())
+    finally:
+        blocker.close()
+    assert second.status_code == 409
+    assert second.json()["error"]["code"] == "idempotency_key_in_progress"
+    assert int(second.headers["retry-after"]) >= 1
+    assert first.status_code == 202
+    assert post(api, body, key).content == first.content
+    assert tenant_events(db, tenant_key) == 1
+
+
+def test_crashed_request_lock_expires(
+    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
+) -> None:
+    """A lock left by a request that died (written as the gateway writes it) frees itself
+    after IDEMPOTENCY_LOCK_TTL_S (2 s here)."""
+    from gateway.idempotency import fingerprint, record_for
+
+    key, body = new_key(), event_body()
+    fp = fingerprint(body)
+    name = record_for(None, tenant_of(db, tenant_key), key, fp, 2, 60).name  # type: ignore[arg-type]
+    redis.Redis.from_url(own_redis.url).set(
+        name, orjson.dumps({"state": "in_progress", "fp": fp}), ex=2
+    )
+    assert post(api, body, key).status_code == 409
+    wait_for(lambda: post(api, body, key).status_code == 202, timeout=30, what="lock expiry")
+
+
+def test_redis_restart_with_lost_records_still_one_event(
+    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
+) -> None:
+    key, body = new_key(), event_body()
+    first = post(api, body, key)
+    assert first.status_code == 202
+    own_redis.stop()
+    shutil.rmtree(own_redis.datadir)  # every idempotency record is gone
+    own_redis.start()
+    wait_for(lambda: api.get("/health").status_code == 200, what="gateway reconnected")
+    again = post(api, body, key)
+    assert again.status_code == 202
+    assert again.content == first.content  # rebuilt from the row, byte for byte
+    assert again.headers["idempotent-replayed"] == "true"
+    assert post(api, event_body("other"), key).status_code == 422
+    assert tenant_events(db, tenant_key) == 1
+
+
+def test_1000_concurrent_requests_over_100_keys_make_100_events(
+    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
+) -> None:
+    keys = [new_key() for _ in range(100)]
+    bodies = {k: event_body(f"concurrent {k}") for k in keys}
+    before = queue_depth(own_redis)
+
+    async def send_all() -> list[tuple[str, httpx.Response]]:
+        limits = httpx.Limits(max_connections=100)
+        async with httpx.AsyncClient(
+            base_url=str(api.base_url), headers=api.headers, timeout=120, limits=limits
+        ) as client:
+
+            async def one(k: str) -> tuple[str, httpx.Response]:
+                return k, await client.post(
+                    "/api/v1/events", json=bodies[k], headers={"Idempotency-Key": k}
+                )
+
+            return await asyncio.gather(*(one(keys[i % 100]) for i in range(1000)))
+
+    responses = asyncio.run(send_all())
+    assert tenant_events(db, tenant_key) == 100
+    assert queue_depth(own_redis) - before == 100
+    firsts: dict[str, bytes] = {}
+    for k, response in responses:
+        assert response.status_code in (202, 409), response.text
+        if response.status_code == 202 and "idempotent-replayed" not in response.headers:
+            assert k not in firsts  # one first answer per key
+            firsts[k] = response.content
+    assert len(firsts) == 100
+    for k, response in responses:
+        if response.status_code == 202:
+            assert response.content == firsts[k]
