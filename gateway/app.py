@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from common.db import async_engine
 from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
-from gateway import batch, errors, events, health, search
+from gateway import batch, errors, events, export, health, search
 
 log = logging.getLogger("eventsearch.gateway")
 
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)  # before events: /batch is not an event id
     app.include_router(events.router)
     app.include_router(search.router)
+    app.include_router(export.router)
     app.include_router(health.router)
     return app
 

@@ -1,0 +1,124 @@
+"""``GET /api/v1/export/events.ndjson`` and ``.csv`` (scope ``admin``): the caller's events,
+streamed from a server-side cursor in chunks, so memory stays flat whatever the table size.
+
+The stream opens its own connection instead of the request session: the response body is
+produced after the endpoint returns, when a request-scoped session may already be closed.
+Vectors are not exported (they are large and model-specific; re-embedding rebuilds them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+from sqlalchemy import Select, select
+
+from common.db import async_engine
+from common.models import Event
+from common.schemas import StatusName
+from gateway.auth import AdminKey
+
+router = APIRouter(prefix="/api/v1/export", tags=["export"])
+
+COLUMNS = (
+    "id",
+    "status",
+    "source",
+    "type",
+    "text",
+    "metadata",
+    "occurred_at",
+    "created_at",
+    "embedded_at",
+    "model",
+    "attempts",
+    "error",
+)
+CHUNK = 1000
+
+
+def _query(tenant: str, source: str | None, type_: str | None, status: str | None) -> Select[Any]:
+    query = select(
+        Event.id,
+        Event.status,
+        Event.source,
+        Event.type,
+        Event.text,
+        Event.meta,
+        Event.occurred_at,
+        Event.created_at,
+        Event.embedded_at,
+        Event.model,
+        Event.attempts,
+        Event.error,
+    ).where(Event.tenant == tenant)
+    for column, value in ((Event.source, source), (Event.type, type_), (Event.status, status)):
+        if value is not None:
+            query = query.where(column == value)
+    return query.order_by(Event.created_at, Event.id)
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _ndjson(rows: Sequence[Any]) -> bytes:
+    return b"".join(
+        orjson.dumps(dict(zip(COLUMNS, row, strict=True)), default=str) + b"\n" for row in rows
+    )
+
+
+def _csv(rows: Sequence[Any]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for row in rows:
+        values = dict(zip(COLUMNS, row, strict=True))
+        values["metadata"] = orjson.dumps(values["metadata"]).decode()
+        writer.writerow([_iso(values[c]) if values[c] is not None else "" for c in COLUMNS])
+    return out.getvalue().encode()
+
+
+async def _stream(
+    query: Select[Any], encode: Callable[[Sequence[Any]], bytes], head: bytes
+) -> AsyncIterator[bytes]:
+    if head:
+        yield head
+    async with async_engine().connect() as conn:
+        result = await conn.stream(query.execution_options(yield_per=CHUNK))
+        async for rows in result.partitions(CHUNK):
+            yield encode(rows)
+
+
+Source = Annotated[str | None, Query(max_length=128)]
+Status = Annotated[StatusName | None, Query()]
+
+
+@router.get("/events.ndjson", response_class=StreamingResponse)
+async def export_ndjson(
+    caller: AdminKey, source: Source = None, type: Source = None, status: Status = None
+) -> StreamingResponse:
+    """Every event of the caller's tenant, one JSON object a line, oldest first."""
+    return StreamingResponse(
+        _stream(_query(caller.tenant, source, type, status), _ndjson, b""),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="events.ndjson"'},
+    )
+
+
+@router.get("/events.csv", response_class=StreamingResponse)
+async def export_csv(
+    caller: AdminKey, source: Source = None, type: Source = None, status: Status = None
+) -> StreamingResponse:
+    """The same as CSV with a header row; ``metadata`` is a JSON string."""
+    return StreamingResponse(
+        _stream(
+            _query(caller.tenant, source, type, status), _csv, (",".join(COLUMNS) + "\r\n").encode()
+        ),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="events.csv"'},
+    )
