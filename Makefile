@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: up test lint bench clean install
+.PHONY: up test lint bench chaos clean install
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: $(STAMP)
 test: lint
 	rm -rf .test-tmp && mkdir -p .test-tmp
 	TMPDIR=$(CURDIR)/.test-tmp $(BIN)/pytest --basetemp=$(CURDIR)/.test-tmp/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench $(if $(QUICK),--quick)
+
+chaos: $(STAMP)
+	@echo "make chaos arrives with the reliability work"
 
 clean:
 	rm -rf $(VENV) .eventsearch .test-tmp .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import httpx
 
@@ -24,7 +25,7 @@ class Proc:
     log: Path
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
-    def start(self) -> Proc:
+    def start(self) -> Self:
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 self.args,

@@ -1,0 +1,77 @@
+"""``python -m bench [--quick|--tiny] [--out bench-results.json]``: runs every measure on its
+own local services and prints a table of ratios, each against a baseline from the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from bench import ingest, pipeline, search
+from bench.services import services
+from bench.sizes import FULL, QUICK, TINY
+
+GOALS = {
+    "ingest_single_vs_bare": ">= 0.5",
+    "batch_vs_single": ">= 10",
+    "e2e_vs_encode": ">= 0.8",
+    "e2e_vs_naive": ">= 10",
+    "search_p50_overhead_ms": "<= 3",
+    "hnsw_recall_at_10": ">= 0.95",
+    "filtered_fill": "1.0",
+    "export_rss_growth_mb": "< 50",
+}
+
+
+def met(value: object, goal: str) -> str:
+    if not isinstance(value, int | float):
+        return "n/a"
+    op, _, bound = goal.partition(" ")
+    if not bound:
+        return "yes" if value >= float(op) else "NO"
+    checks = {">=": value >= float(bound), "<=": value <= float(bound), "<": value < float(bound)}
+    return "yes" if checks[op] else "NO"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (< 3 minutes)")
+    parser.add_argument("--tiny", action="store_true", help="smallest sizes: checks the harness")
+    parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
+    args = parser.parse_args()
+    sizes = TINY if args.tiny else QUICK if args.quick else FULL
+    started = time.perf_counter()
+    results: dict[str, object] = {}
+    root = Path(tempfile.mkdtemp(prefix="eventsearch-bench-"))
+    os.environ.setdefault("TMPDIR", str(root))
+    with services(root) as svc:
+        for name, run in (
+            ("ingest", ingest.measure),
+            ("pipeline", pipeline.measure_naive),
+            ("local model", pipeline.measure_encode),
+            ("search", search.measure),
+        ):
+            print(f"bench: {name} ...", flush=True)
+            results.update(run(svc, sizes))
+    results["sizes"] = sizes.as_dict()
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    args.out.write_text(json.dumps(results, indent=2))
+
+    print(f"\n{'key':<26}{'value':>12}  {'goal':<8}met")
+    for key, goal in GOALS.items():
+        value = results.get(key)
+        print(f"{key:<26}{value!s:>12}  {goal:<8}{met(value, goal)}")
+    print("\nraw figures:")
+    for key, value in results.items():
+        if key not in GOALS and key not in ("sizes", "machine"):
+            print(f"  {key}: {value}")
+    print(f"sizes: {sizes.as_dict()}\nwritten to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""``search_p50_overhead_ms``, ``hnsw_recall_at_10``, ``filtered_fill`` and
+``export_rss_growth_mb`` over one corpus of clustered vectors loaded with binary COPY.
+
+Texts are drawn from per-cluster vocabularies, and their vectors are the stub embedder's
+(the same function the gateway's query embedding reaches over HTTP), so the corpus has
+cluster structure and the API's queries land in it."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+
+import httpx
+import numpy as np
+import psutil
+import psycopg
+from pgvector.psycopg import register_vector
+from psycopg.types.json import Jsonb
+from tqdm import tqdm
+
+from bench.load import p50, timed
+from bench.services import Services
+from bench.sizes import Sizes
+from tests.stub_embedder import embed_text
+
+CLUSTERS, WORDS_PER_CLUSTER, DIM = 64, 40, 384
+RARE_EVERY = 100  # source "rare" marks 1% of the rows
+
+
+def _vocabulary(rng: random.Random) -> list[list[str]]:
+    return [[f"c{c}w{w}" for w in range(WORDS_PER_CLUSTER)] for c in range(CLUSTERS)]
+
+
+def _text(rng: random.Random, vocab: list[list[str]]) -> str:
+    cluster = vocab[rng.randrange(CLUSTERS)]
+    noise = vocab[rng.randrange(CLUSTERS)]
+    return " ".join(rng.choices(cluster, k=12) + rng.choices(noise, k=3))
+
+
+def _load(db_url: str, texts: list[str]) -> float:
+    """COPY the corpus in binary, then build the HNSW index; returns the build's seconds."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        register_vector(conn)
+        conn.execute("DROP INDEX IF EXISTS ix_events_embedding_hnsw")
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY events (id, tenant, source, type, text, metadata, status, model, embedding, "
+                "embedded_at) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(
+                [
+                    "uuid",
+                    "varchar",
+                    "varchar",
+                    "varchar",
+                    "text",
+                    "jsonb",
+                    "varchar",
+                    "varchar",
+                    "vector",
+                    "timestamptz",
+                ]
+            )
+            now = time.time()
+            from datetime import UTC, datetime
+
+            stamp = datetime.fromtimestamp(now, UTC)
+            for i, text in enumerate(tqdm(texts, desc="COPY corpus", unit="row", leave=False)):
+                source = "rare" if i % RARE_EVERY == 0 else f"common-{i % 7}"
+                copy.write_row(
+                    [
+                        uuid.uuid4(),
+                        "bench",
+                        source,
+                        "doc",
+                        text,
+                        Jsonb({"i": i}),
+                        "embedded",
+                        "stub-embed",
+                        np.asarray(embed_text(text, DIM), dtype=np.float32),
+                        stamp,
+                    ]
+                )
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        started = time.perf_counter()
+        conn.execute(
+            "CREATE INDEX ix_events_embedding_hnsw ON events USING hnsw "
+            "(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        built = time.perf_counter() - started
+        conn.execute("ANALYZE events")
+    return built
+
+
+def measure(svc: Services, sizes: Sizes) -> dict[str, float | None]:
+    rng = random.Random(7)
+    vocab = _vocabulary(rng)
+    db_url, key = svc.database("bench_search")
+    build_s = _load(db_url, [_text(rng, vocab) for _ in range(sizes.search_vectors)])
+    gateway = svc.gateway(svc.env("bench_search", 5), "bench-gateway-search")
+    auth = {"Authorization": f"Bearer {key}"}
+    queries = [_text(rng, vocab) for _ in range(sizes.search_queries)]
+
+    api_ms, sql_ms, embed_ms, recall, fill = [], [], [], [], []
+    sql = (
+        "SELECT id FROM events WHERE tenant = 'bench' AND status = 'embedded' AND "
+        "model = 'stub-embed' ORDER BY embedding <=> %s LIMIT 10"
+    )
+    with (
+        httpx.Client(base_url=gateway.url, headers=auth, timeout=60) as api,
+        httpx.Client(base_url=svc.stub.url, timeout=60) as stub,
+        psycopg.connect(db_url, autocommit=True) as conn,
+        psycopg.connect(db_url, autocommit=True) as exact,
+    ):
+        register_vector(conn)
+        register_vector(exact)
+        conn.execute("SET hnsw.ef_search = 64")
+        exact.execute("SET enable_indexscan = off")
+        for q in queries[:3]:  # warm caches on every path
+            api.get("/api/v1/search", params={"q": q})
+        for q in tqdm(queries, desc="search queries", unit="q", leave=False):
+            found: list[str] = []
+
+            def call_api(q: str = q, found: list[str] = found) -> None:
+                response = api.get("/api/v1/search", params={"q": q, "top_k": 10})
+                response.raise_for_status()
+                found.extend(r["id"] for r in response.json()["results"])
+
+            def call_embedder(q: str = q) -> None:
+                stub.post(
+                    "/api/embed", json={"model": "stub-embed", "input": [q]}
+                ).raise_for_status()
+
+            vector = np.asarray(embed_text(q, DIM), dtype=np.float32)
+
+            def call_sql(v: np.ndarray = vector) -> None:
+                conn.execute(sql, [v]).fetchall()
+
+            api_ms.append(timed(call_api))
+            embed_ms.append(timed(call_embedder))
+            sql_ms.append(timed(call_sql))
+            truth = {str(r[0]) for r in exact.execute(sql, [vector]).fetchall()}
+            recall.append(len(truth & set(found)) / max(len(truth), 1))
+            filtered = api.post(
+                "/api/v1/search", json={"query": q, "top_k": 10, "filters": {"source": ["rare"]}}
+            )
+            if filtered.status_code == 200:
+                fill.append(len(filtered.json()["results"]) / 10)
+        export_growth = _export_rss_growth(gateway.url, auth, gateway.process.pid)  # type: ignore[union-attr]
+    svc.stop(gateway)
+    return {
+        "search_vectors": sizes.search_vectors,
+        "hnsw_build_s": round(build_s, 1),
+        "search_api_p50_ms": round(p50(api_ms), 2),
+        "search_sql_p50_ms": round(p50(sql_ms), 2),
+        "search_embed_p50_ms": round(p50(embed_ms), 2),
+        "search_p50_overhead_ms": round(p50(api_ms) - p50(sql_ms) - p50(embed_ms), 2),
+        "hnsw_recall_at_10": round(sum(recall) / len(recall), 4),
+        # None when the API refuses filters (the search issue adds them).
+        "filtered_fill": round(sum(fill) / len(fill), 4) if fill else None,
+        "export_rss_growth_mb": export_growth,
+    }
+
+
+def _export_rss_growth(url: str, auth: dict[str, str], pid: int) -> float:
+    """Peak RSS of the gateway during a full NDJSON export, minus its RSS just before."""
+    process = psutil.Process(pid)
+    with httpx.Client(base_url=url, headers=auth, timeout=600) as client:
+        client.get("/api/v1/export/events.ndjson", params={"source": "rare"})  # warm the path
+        baseline = process.memory_info().rss
+        peak, done = baseline, threading.Event()
+
+        def sample() -> None:
+            nonlocal peak
+            while not done.is_set():
+                peak = max(peak, process.memory_info().rss)
+                time.sleep(0.02)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        size = 0
+        with client.stream("GET", "/api/v1/export/events.ndjson") as response:
+            response.raise_for_status()
+            for chunk in tqdm(response.iter_bytes(), desc="export", unit="chunk", leave=False):
+                size += len(chunk)
+        done.set()
+        sampler.join()
+    return round((peak - baseline) / 2**20, 1)

@@ -1,0 +1,35 @@
+"""The bench harness runs end to end on tiny sizes and writes every key as a number.
+(Figures are measured by `make bench`, never asserted in tests.)"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+KEYS = [
+    "ingest_single_vs_bare",
+    "batch_vs_single",
+    "e2e_vs_encode",
+    "e2e_vs_naive",
+    "search_p50_overhead_ms",
+    "hnsw_recall_at_10",
+    "export_rss_growth_mb",
+]
+
+
+def test_bench_harness_writes_every_key(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    for key in KEYS:
+        assert isinstance(results[key], int | float), key
+    assert "filtered_fill" in results
+    assert "ingest_single_vs_bare" in run.stdout
