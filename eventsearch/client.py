@@ -1,0 +1,182 @@
+"""``eventsearch.Client``: the blocking client (``httpx.Client`` underneath)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from eventsearch import _wire
+from eventsearch.models import Accepted, BatchResult, Event, SearchResults
+from eventsearch.retry import Deadline, OnRetry, RetryPolicy, retrying
+
+
+class Client:
+    """A client for one gateway and one API key, safe to share between threads.
+
+    Every call retries what a retry can cure (no answer, 409 in progress, 429, 5xx) within
+    ``retry`` (attempts and a total deadline), honouring ``Retry-After``; anything else is
+    raised at once as a typed :class:`~eventsearch.errors.EventsearchError`.
+
+    ``base_url`` and ``api_key`` default to ``$EVENTSEARCH_URL`` (else
+    ``http://localhost:8000``) and ``$EVENTSEARCH_API_KEY``. ``timeout`` bounds each
+    attempt; ``on_retry`` is called before each wait (for logs or metrics); ``transport``
+    and ``headers`` go to httpx as they are.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retry: RetryPolicy | None = None,
+        max_batch: int = _wire.MAX_BATCH,
+        on_retry: OnRetry | None = None,
+        headers: Mapping[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.max_batch = max_batch
+        self.on_retry = on_retry
+        self._http = httpx.Client(
+            base_url=_wire.base_url_or_env(base_url),
+            headers=_wire.default_headers(_wire.api_key_or_env(api_key), headers),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ok: tuple[int, ...] = (200,),
+        gone_after_retry_ok: bool = False,
+    ) -> httpx.Response:
+        deadline = Deadline(self.retry, self.timeout)
+        attempts = 0
+
+        def once() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            try:
+                response = self._http.request(
+                    method,
+                    path,
+                    content=content,
+                    params=params,
+                    headers=headers,
+                    timeout=deadline.attempt_timeout(),
+                )
+            except httpx.TransportError as error:
+                raise _wire.transport_error(error) from error
+            if gone_after_retry_ok and attempts > 1 and response.status_code == 404:
+                return response
+            return _wire.check(response, ok)
+
+        return retrying(self.retry, self.on_retry)(once)
+
+    def send(self, event: Mapping[str, Any], idempotency_key: str | None = None) -> Accepted:
+        """Send one event; returns once it is recorded and queued (the server's 202).
+
+        The idempotency key is ``idempotency_key``, else the event's own
+        ``idempotency_key`` field, else a UUID4 made once for this call; every retry reuses
+        it, so a retry after a timeout returns the first answer (``replayed=True``) instead
+        of making a second event. Pass the upstream record's id to be safe across restarts
+        of your own process too."""
+        key, body = _wire.event_and_key(event, idempotency_key)
+        response = self._request(
+            "POST",
+            _wire.EVENTS,
+            content=body,
+            headers={**_wire.JSON, "Idempotency-Key": key},
+            ok=(200, 201, 202),
+        )
+        return Accepted.parse(
+            response.json(), key, _wire.replayed(response), response.headers.get("location")
+        )
+
+    def send_batch(self, events: Iterable[Mapping[str, Any]]) -> BatchResult:
+        """Send many events through the batch endpoint, ``max_batch`` per request.
+
+        Each event may carry its ``idempotency_key``; one is made where it does not.
+        Returns one result per event, in input order (``index`` counts from 0 over all of
+        ``events``). A batch retried after a timeout reports the items the first attempt
+        recorded as ``duplicate``, with their first ids."""
+        total = BatchResult()
+        offset = 0
+        for chunk in _wire.chunked(_wire.with_keys(events), self.max_batch):
+            response = self._request(
+                "POST",
+                f"{_wire.EVENTS}/batch",
+                content=_wire.encode({"events": chunk}),
+                headers=_wire.JSON,
+            )
+            total = total + BatchResult.parse(response.json(), offset)
+            offset += len(chunk)
+        return total
+
+    def get(self, event_id: str) -> Event:
+        """The event and its processing status; :class:`~eventsearch.errors.NotFound` when
+        unknown (or another tenant's)."""
+        return Event.parse(self._request("GET", _wire.event_path(event_id)).json())
+
+    def delete(self, event_id: str) -> None:
+        """Delete an event and its vector. A 404 on a retry counts as done: the attempt
+        that got no answer deleted it."""
+        self._request(
+            "DELETE", _wire.event_path(event_id), ok=(200, 202, 204), gone_after_retry_ok=True
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        top_k: int = 10,
+        mode: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+    ) -> SearchResults:
+        """Events nearest to ``query``, best first. ``mode`` (``dense``, ``keyword``,
+        ``hybrid``) and ``filters`` are sent only when given."""
+        body = _wire.search_body(query, top_k, mode, filters)
+        response = self._request("POST", _wire.SEARCH, content=body, headers=_wire.JSON)
+        return SearchResults.parse(response.json())
+
+    def wait_embedded(self, event_id: str, timeout: float = 60.0) -> Event:
+        """Poll the event until it is embedded and return it. Raises
+        :class:`~eventsearch.errors.EmbeddingFailed` if it ends ``failed`` or ``deleted``,
+        :class:`~eventsearch.errors.WaitTimeout` after ``timeout`` seconds."""
+        ends = time.monotonic() + timeout
+        pause, longest = _wire.WAIT_POLL_S
+        while True:
+            event = self.get(event_id)
+            if _wire.settled(event):
+                return event
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise _wire.wait_timeout(event_id, timeout, event.status)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, longest)
