@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cli.send import send as send_command
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,6 +94,9 @@ def keys_revoke(key_id: str) -> None:
         typer.echo(f"eventsearch: no active key {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+app.command("send")(send_command)
 
 
 def main() -> None:
