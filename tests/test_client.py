@@ -362,3 +362,21 @@ def test_async_client_has_the_same_methods_as_client() -> None:
         return {name for name in dir(cls) if not name.startswith("_")}
 
     assert public(Client) - {"close"} == public(AsyncClient) - {"aclose"}
+
+
+def test_readme_quick_start_runs(
+    gateway: processes.Gateway,
+    worker: processes.Proc,
+    api_key: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Quick start with the Python client", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / ".eventsearch").mkdir()
+    (tmp_path / ".eventsearch" / "dev-api-key").write_text(api_key + "\n")
+    monkeypatch.chdir(tmp_path)
+    exec(code.replace("http://localhost:8000", gateway.url), {})
+    assert "Senior data engineer in Nairobi" in capsys.readouterr().out
