@@ -95,25 +95,26 @@ def _before_sleep(on_retry: OnRetry | None) -> Callable[[RetryCallState], None]:
     return report
 
 
-def _options(policy: RetryPolicy, on_retry: OnRetry | None) -> dict[str, object]:
-    return {
-        "stop": stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline_s),
-        "wait": _WaitHonouringRetryAfter(policy),
-        "retry": retry_if_exception(is_retryable),
-        "before_sleep": _before_sleep(on_retry),
-        # The caller gets the last typed error, not tenacity's RetryError wrapper.
-        "reraise": True,
-    }
-
-
 def retrying(policy: RetryPolicy, on_retry: OnRetry | None) -> Retrying:
     """A fresh tenacity controller for one logical call (blocking sleeps)."""
-    return Retrying(**_options(policy, on_retry))  # type: ignore[arg-type]
+    return Retrying(
+        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline_s),
+        wait=_WaitHonouringRetryAfter(policy),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=_before_sleep(on_retry),
+        reraise=True,  # the caller gets the last typed error, not tenacity's RetryError
+    )
 
 
 def async_retrying(policy: RetryPolicy, on_retry: OnRetry | None) -> AsyncRetrying:
-    """A fresh tenacity controller for one logical call (``asyncio.sleep``)."""
-    return AsyncRetrying(**_options(policy, on_retry))  # type: ignore[arg-type]
+    """The same controller for ``AsyncClient`` (sleeps with ``asyncio.sleep``)."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(policy.attempts) | stop_before_delay(policy.deadline_s),
+        wait=_WaitHonouringRetryAfter(policy),
+        retry=retry_if_exception(is_retryable),
+        before_sleep=_before_sleep(on_retry),
+        reraise=True,
+    )
 
 
 class Deadline:
