@@ -9,6 +9,7 @@ COPY workers workers
 COPY common common
 COPY stack stack
 COPY cli cli
+COPY eventsearch eventsearch
 # The CPU build of torch: the default index would bring CUDA (GBs) for the local embedder.
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt .
 USER eventsearch
