@@ -147,18 +147,28 @@ def send(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from eventsearch import Client, EventsearchError, RetryPolicy
+    from eventsearch import Client, EventsearchError, RetryEvent, RetryPolicy
 
     key = api_key or _default_api_key()
     if not key:
         typer.echo("eventsearch: no API key: --api-key, $EVENTSEARCH_API_KEY or make up", err=True)
         raise typer.Exit(2)
-    stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    try:
+        stream = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
+    except OSError as error:
+        typer.echo(f"eventsearch: cannot read {file}: {error.strerror}", err=True)
+        raise typer.Exit(2) from None
     total = None if file == "-" else os.fstat(stream.fileno()).st_size
     console = Console(stderr=True)
     tally, started = Tally(), time.monotonic()
     failure: EventsearchError | None = None
     policy = RetryPolicy(deadline_s=deadline)
+
+    def on_retry(event: RetryEvent) -> None:
+        # Through the bar's console, so the line lands above the bar instead of through it.
+        line = f"retry {event.attempt}: {event.error}; waiting {event.delay_s:.1f} s"
+        console.print(line, markup=False, highlight=False)
+
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -167,7 +177,8 @@ def send(
         console=console,
         disable=not (progress and console.is_terminal),
     )
-    with stream, bar, Client(url, key, timeout=timeout, retry=policy, max_batch=batch_size) as es:
+    es = Client(url, key, timeout=timeout, retry=policy, max_batch=batch_size, on_retry=on_retry)
+    with stream, bar, es:
         task = bar.add_task("sending", total=total, counts="")
         try:
             for chunk in _chunks(read_lines(stream, key_field, key_prefix), batch_size):

@@ -9,6 +9,8 @@ Needs only httpx and tenacity: nothing of the server (FastAPI, SQLAlchemy, Celer
 imported, so upstream systems can install it next to anything.
 """
 
+import logging
+
 from eventsearch._wire import __version__
 from eventsearch.aio import AsyncClient
 from eventsearch.client import Client
@@ -38,6 +40,10 @@ from eventsearch.models import (
     SearchResults,
 )
 from eventsearch.retry import RetryEvent, RetryPolicy
+
+# A library leaves output to the application: without its own logging set up, retries are
+# silent instead of going to stderr through logging's last-resort handler.
+logging.getLogger("eventsearch").addHandler(logging.NullHandler())
 
 __all__ = [
     "Accepted",

@@ -144,4 +144,5 @@ def test_send_gives_up_after_its_deadline_with_exit_2_and_says_how_to_resume(
         done = run_send(server.url, "k", str(path), "--deadline", "0.5")
     assert done.returncode == 2
     assert "database_unavailable" in done.stderr and "resume" in done.stderr
+    assert "retry 1: database_unavailable" in done.stderr  # each retry is shown as it happens
     assert summary(done)["accepted"] == 0
