@@ -198,6 +198,32 @@ def test_429_with_retry_after_is_waited_out() -> None:
     assert retry.error.retry_after == 1 and retry.delay_s >= 1
 
 
+def test_429_from_the_gateway_is_waited_out(
+    stack_env: dict[str, str], db: Engine, tenant: str, tmp_path: Path
+) -> None:
+    from common.settings import Settings
+
+    if "rate_limit_ingest" not in Settings.model_fields:
+        pytest.skip("per-key rate limits are not on main yet: the scripted 429 test covers it")
+    env = {**stack_env, "RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_INGEST": "1/second"}
+    limited = processes.gateway(env, tmp_path, "gateway-limited")
+    limited.start()
+    limited.wait_ready()
+    retries: list[RetryEvent] = []
+    try:
+        with Client(limited.url, make_key(db, tenant, "ingest"), on_retry=retries.append) as es:
+            for sent in range(1, 11):  # back to back: the second lands in the first's window
+                es.send(event_body(f"limited {sent}"))
+                if retries:
+                    break
+    finally:
+        limited.stop()
+    first = retries[0]
+    assert isinstance(first.error, RateLimited) and first.error.code == "rate_limited"
+    assert first.error.retry_after is not None and first.delay_s >= first.error.retry_after >= 1
+    assert event_count(db, "tenant = :t", t=tenant) == sent
+
+
 def test_422_is_raised_at_once_typed_with_code_and_request_id(
     own_gateway: processes.Gateway, key: str
 ) -> None:
