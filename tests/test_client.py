@@ -1,5 +1,6 @@
 """eventsearch.Client against a real gateway on its own Redis (no worker: nothing here needs
-embedding), plus the scripted server for answers the gateway cannot give on demand."""
+embedding, except the tests of wait_embedded and the README, on the session's gateway).
+The retry policy against scripted answers is in test_client_retries.py."""
 
 from __future__ import annotations
 
@@ -180,24 +181,6 @@ def test_503_with_retry_after_is_waited_out_until_redis_is_back(
     assert event_count(db, "tenant = :t", t=tenant) == 1
 
 
-def test_429_with_retry_after_is_waited_out() -> None:
-    # Per-key rate limits are not on main yet, so a scripted server plays the gateway.
-    retries: list[RetryEvent] = []
-    with (
-        ScriptedServer(error(429, "rate_limited", retry_after="1"), accepted()) as server,
-        Client(server.url, "k", retry=FAST, on_retry=retries.append) as es,
-    ):
-        result = es.send(event_body("limited"))
-    assert result.id == accepted().body["id"]
-    assert len(server.seen) == 2
-    first, second = server.seen
-    assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
-    assert first.body == second.body  # the very same bytes: a replay, never "reused"
-    [retry] = retries
-    assert isinstance(retry.error, RateLimited) and retry.error.code == "rate_limited"
-    assert retry.error.retry_after == 1 and retry.delay_s >= 1
-
-
 def test_429_from_the_gateway_is_waited_out(
     stack_env: dict[str, str], db: Engine, tenant: str, tmp_path: Path
 ) -> None:
@@ -272,42 +255,6 @@ def test_other_4xx_are_not_retried(
             ingester.search("anything")
     assert (unauthorised.value.status, forbidden.value.status) == (401, 403)
     assert len(transport.requests) == 3
-
-
-def test_retries_stop_after_the_attempts() -> None:
-    with (
-        ScriptedServer(error(503, "database_unavailable", retry_after="0")) as server,
-        Client(server.url, "k", retry=RetryPolicy(attempts=3, backoff_s=0.01)) as es,
-        pytest.raises(Unavailable) as raised,
-    ):
-        es.send(event_body())
-    assert len(server.seen) == 3
-    assert raised.value.code == "database_unavailable" and raised.value.request_id == "req-1"
-
-
-def test_no_wait_starts_that_would_end_past_the_deadline() -> None:
-    # Retry-After 30 s against a 2 s deadline: the client gives up at once instead of
-    # sleeping past its deadline.
-    with (
-        ScriptedServer(error(429, "rate_limited", retry_after="30")) as server,
-        Client(server.url, "k", retry=RetryPolicy(deadline_s=2)) as es,
-        pytest.raises(RateLimited),
-    ):
-        es.send(event_body())
-    assert len(server.seen) == 1
-
-
-def test_backoff_is_jittered_and_capped_without_retry_after() -> None:
-    delays: list[float] = []
-    policy = RetryPolicy(attempts=6, backoff_s=0.02, backoff_max_s=0.05)
-    with (
-        ScriptedServer(error(500, "internal_error")) as server,
-        Client(server.url, "k", retry=policy, on_retry=lambda e: delays.append(e.delay_s)) as es,
-        pytest.raises(eventsearch.ServerError),
-    ):
-        es.send(event_body())
-    assert len(server.seen) == 6 and len(delays) == 5
-    assert all(0 <= d <= 0.05 for d in delays)
 
 
 def test_send_batch_splits_at_max_batch_and_keeps_input_order(
