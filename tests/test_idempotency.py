@@ -236,7 +236,9 @@ def test_1000_concurrent_requests_over_100_keys_make_100_events(
     before = queue_depth(own_redis)
 
     async def send_all() -> list[tuple[str, httpx.Response]]:
-        limits = httpx.Limits(max_connections=100)
+        # uvicorn closes idle connections after 5 s; expiring ours sooner means a loaded
+        # machine never hands a request to a connection the server is closing (ReadError).
+        limits = httpx.Limits(max_connections=100, keepalive_expiry=1.0)
         async with httpx.AsyncClient(
             base_url=str(api.base_url), headers=api.headers, timeout=120, limits=limits
         ) as client:
