@@ -110,12 +110,39 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
-class SearchRequest(BaseModel):
+class SearchFilters(BaseModel):
+    """Restrictions applied inside the search (not to its results): every one must hold."""
+
     model_config = ConfigDict(extra="forbid")
+
+    source: list[Name] | None = Field(None, max_length=100, description="any of these sources")
+    type: list[Name] | None = Field(None, max_length=100, description="any of these types")
+    occurred_after: AwareDatetime | None = Field(None, description="occurred_at >= this")
+    occurred_before: AwareDatetime | None = Field(None, description="occurred_at < this")
+    metadata: dict[str, Any] | None = Field(
+        None, description="JSON containment: the event's metadata includes all of this"
+    )
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "query": "data engineering jobs in Kenya",
+                    "top_k": 5,
+                    "mode": "hybrid",
+                    "filters": {"source": ["jobboard"], "metadata": {"company": "Safaricom"}},
+                }
+            ]
+        },
+    )
 
     query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
     top_k: int = Field(10, ge=1, le=100)
-    mode: SearchMode = "dense"
+    mode: SearchMode | None = Field(None, description="default: SEARCH_DEFAULT_MODE (hybrid)")
+    filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
 class SearchHit(BaseModel):
@@ -126,6 +153,11 @@ class SearchHit(BaseModel):
     type: str
     metadata: dict[str, Any]
     occurred_at: datetime | None
+    rankings: dict[Literal["dense", "keyword"], int] = Field(
+        default_factory=dict,
+        description="the hit's 1-based rank in each ranking it came from, e.g. "
+        '{"dense": 3, "keyword": 1}',
+    )
 
 
 class SearchResponse(BaseModel):

@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EmbedderName = Literal["ollama", "openai", "local"]
+SearchModeName = Literal["dense", "keyword", "hybrid"]
 
 DEFAULT_MODELS: dict[str, str] = {
     "ollama": "nomic-embed-text",
@@ -61,6 +62,18 @@ class Settings(BaseSettings):
     # Search.
     search_max_top_k: int = Field(100, ge=1, le=1000)
     hnsw_ef_search: int = Field(64, ge=1, le=1000)
+    # Filtered k-NN keeps scanning the HNSW graph (pgvector iterative scans) until top_k rows
+    # pass the filters or this many tuples were visited: the bound on a hopeless filter's cost.
+    hnsw_max_scan_tuples: int = Field(20_000, ge=1, le=10_000_000)
+    search_default_mode: SearchModeName = Field(
+        "hybrid", description="mode of a search that names none (chosen by `eventsearch eval`)"
+    )
+    rrf_k: int = Field(60, ge=1, le=10_000, description="reciprocal rank fusion constant")
+    rrf_weight_dense: float = Field(1.0, ge=0)
+    rrf_weight_keyword: float = Field(1.0, ge=0)
+    hybrid_candidates: int = Field(
+        50, ge=1, le=1000, description="depth of each ranking fused by hybrid (at least top_k)"
+    )
 
     # Auth.
     auth_cache_ttl_s: float = Field(30.0, ge=0, description="how long a checked key is trusted")

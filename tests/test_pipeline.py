@@ -38,7 +38,7 @@ def test_posted_event_is_embedded_and_found_first(
         ).scalar_one()
     assert dims == 384
 
-    found = client.get("/api/v1/search", params={"q": target, "top_k": 3}).json()
+    found = client.get("/api/v1/search", params={"q": target, "top_k": 3, "mode": "dense"}).json()
     assert found["results"][0]["id"] == event_id
     assert found["results"][0]["score"] > 0.99
     assert found["model"] == "stub-embed" and found["mode"] == "dense"

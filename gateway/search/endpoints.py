@@ -1,0 +1,58 @@
+"""``/api/v1/search``: ``POST`` with a JSON body, ``GET`` with query parameters."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import AwareDatetime, ValidationError
+
+from common.schemas import SearchMode, SearchRequest, SearchResponse
+from gateway.auth import SearchKey
+from gateway.deps import EmbedderDep, SessionDep, SettingsDep
+from gateway.search.filters import from_query
+from gateway.search.service import run_search
+
+router = APIRouter(prefix="/api/v1/search", tags=["search"])
+
+
+@router.post("", response_model=SearchResponse)
+async def search(
+    request: SearchRequest,
+    session: SessionDep,
+    embedder: EmbedderDep,
+    settings: SettingsDep,
+    caller: SearchKey,
+) -> SearchResponse:
+    """The caller's events best matching ``query``, best first, among those passing
+    ``filters``. ``mode``: ``dense`` (vectors), ``keyword`` (full-text) or ``hybrid`` (both,
+    fused by reciprocal rank); each hit's ``rankings`` gives its rank in each."""
+    return await run_search(request, session, embedder, settings, caller.tenant)
+
+
+@router.get("", response_model=SearchResponse)
+async def search_get(
+    session: SessionDep,
+    embedder: EmbedderDep,
+    settings: SettingsDep,
+    caller: SearchKey,
+    q: Annotated[str, Query(min_length=1, max_length=10_000)],
+    top_k: Annotated[int, Query(ge=1, le=100)] = 10,
+    mode: SearchMode | None = None,
+    source: Annotated[list[str] | None, Query(description="repeatable")] = None,
+    type: Annotated[list[str] | None, Query(description="repeatable")] = None,
+    occurred_after: AwareDatetime | None = None,
+    occurred_before: AwareDatetime | None = None,
+    metadata: Annotated[str | None, Query(description='a JSON object: {"k": "v"}')] = None,
+) -> SearchResponse:
+    """``GET`` form of search, for curl and browsers: ``?q=...&source=a&source=b&metadata=
+    {"company":"Safaricom"}``."""
+    filters = from_query(source, type, occurred_after, occurred_before, metadata)
+    try:
+        request = SearchRequest(query=q, top_k=top_k, mode=mode, filters=filters)
+    except ValidationError as error:  # e.g. a q of blanks only, refused once stripped
+        raise RequestValidationError(
+            [{**e, "loc": ("query", "q")} for e in error.errors(include_url=False)]
+        ) from None
+    return await run_search(request, session, embedder, settings, caller.tenant)

@@ -1,0 +1,84 @@
+"""One search: the mode's rankings, each filtered inside its query, fused when hybrid."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.embedders import Embedder, EmbedError
+from common.errors import ServiceUnavailable
+from common.schemas import SearchHit, SearchRequest, SearchResponse
+from common.settings import Settings
+from gateway.search import dense, keyword
+from gateway.search.candidates import Candidate
+from gateway.search.filters import conditions
+from gateway.search.fusion import reciprocal_rank_fusion
+
+
+async def embed_query(embedder: Embedder, query: str) -> list[float]:
+    """The query's vector; an embedder failure is a 503 the client may retry."""
+    try:
+        [vector] = await embedder.aembed([query])
+    except EmbedError as error:
+        raise ServiceUnavailable(
+            f"the embedder failed: {error}", code="embedder_unavailable"
+        ) from None
+    return vector
+
+
+async def run_search(
+    request: SearchRequest,
+    session: AsyncSession,
+    embedder: Embedder,
+    settings: Settings,
+    tenant: str,
+) -> SearchResponse:
+    """Search ``tenant``'s events in the request's mode (default ``SEARCH_DEFAULT_MODE``)."""
+    started = time.perf_counter()
+    mode = request.mode or settings.search_default_mode
+    where = conditions(tenant, request.filters)
+    # Fusion needs more than top_k of each ranking: a hit ranked 30th by both rankings can
+    # deserve a place in the fused top 10.
+    depth = max(request.top_k, settings.hybrid_candidates) if mode == "hybrid" else request.top_k
+    rankings: dict[str, list[Candidate]] = {}
+    # The query is embedded (an HTTP call or a model in a thread) while the keyword
+    # ranking runs on the database.
+    vector = (
+        asyncio.create_task(embed_query(embedder, request.query)) if mode != "keyword" else None
+    )
+    try:
+        if mode != "dense":
+            rankings["keyword"] = await keyword.rank(session, request.query, where, depth)
+        if vector is not None:
+            rankings["dense"] = await dense.rank(
+                session, await vector, embedder.model, where, depth, settings
+            )
+    finally:
+        if vector is not None and not vector.done():
+            vector.cancel()
+    if mode == "hybrid":
+        weights = {"dense": settings.rrf_weight_dense, "keyword": settings.rrf_weight_keyword}
+        hits = reciprocal_rank_fusion(rankings, weights, settings.rrf_k)[: request.top_k]
+    else:
+        hits = rankings[mode]
+    took_ms = round((time.perf_counter() - started) * 1000, 2)
+    return SearchResponse(
+        results=[
+            SearchHit(
+                id=c.id,
+                score=c.score,
+                text=c.text,
+                source=c.source,
+                type=c.type,
+                metadata=c.metadata,
+                occurred_at=c.occurred_at,
+                rankings=c.rankings,
+            )
+            for c in hits
+        ],
+        model=embedder.model,
+        mode=mode,
+        took_ms=took_ms,
+    )
