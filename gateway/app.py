@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from common.db import async_engine
+from common.dimension import check_or_exit
 from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
 from gateway import batch, errors, events, export, health, search
@@ -39,6 +40,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_or_exit()
+    check_or_exit(settings)  # a model that does not fit the vector column stops us here
     app = FastAPI(
         title="eventsearch",
         version="0.1.0",

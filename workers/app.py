@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from celery import Celery
 
+from common.dimension import check_or_exit
 from common.settings import load_or_exit
 
-load_or_exit()  # a bad environment stops the worker here, with one line
+# A bad environment, or a model that does not fit the vector column, stops the worker here.
+check_or_exit(load_or_exit())
 app = Celery("eventsearch")
 app.config_from_object("workers.celeryconfig")
 
