@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from cli.eval import evaluate
+from cli.reembed import reembed
 from cli.send import send as send_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -33,6 +35,9 @@ def migrate() -> None:
     upgrade_head()
     typer.echo("eventsearch: database migrated")
 
+
+app.command()(reembed)
+app.command("eval")(evaluate)
 
 keys = typer.Typer(no_args_is_help=True, help="API keys: create, list, revoke.")
 app.add_typer(keys, name="keys")

@@ -13,4 +13,5 @@ app = Celery("eventsearch")
 app.config_from_object("workers.celeryconfig")
 
 # Registers the tasks; imported after `app` exists because the task module decorates with it.
-import workers.embed  # noqa: E402,F401
+import workers.embed  # noqa: E402
+import workers.reembed  # noqa: E402,F401
