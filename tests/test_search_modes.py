@@ -45,14 +45,14 @@ def names(ids: dict[str, str], response: dict[str, Any]) -> list[str]:
     return [by_id[h["id"]] for h in response["results"]]
 
 
-def test_keyword_mode_matches_stems_and_ranks_all_words_first(
+def test_keyword_mode_matches_stems_and_ranks_by_bm25(
     library: tuple[httpx.Client, dict[str, str], Engine],
 ) -> None:
     client, ids, _ = library
     found = search(client, "glacier hiking boots", mode="keyword")
     ranked = names(ids, found)
     assert found["mode"] == "keyword"
-    assert ranked[0] == "both"  # the only embedded event holding every word
+    assert ranked[0] == "both"  # the only event holding every word, rare "boots" among them
     # "hiked glaciers" meets "hiking glacier" through the english stemmer.
     assert {"stems", "one_word", "queued"} <= set(ranked)
     assert "unrelated" not in ranked and "deleted" not in ranked
@@ -115,3 +115,17 @@ def test_search_without_a_mode_uses_the_default_hybrid(
     assert search(client, "glacier")["mode"] == "hybrid"
     response = client.get("/api/v1/search", params={"q": "glacier"})
     assert response.json()["mode"] == "hybrid"
+
+
+def test_keyword_mode_weighs_rare_words_above_common_ones(db: Engine, gateway: Gateway) -> None:
+    tenant = f"bm25-{uuid.uuid4().hex[:8]}"
+    rows = [stored_event(tenant, f"quarterly report number {i} filed") for i in range(6)]
+    rows.append(stored_event(tenant, "zeppelin spotted overhead"))
+    ids = store(db, rows)
+    with httpx.Client(
+        base_url=gateway.url, timeout=30, headers={"X-API-Key": make_key(db, tenant)}
+    ) as client:
+        found = search(client, "report zeppelin", mode="keyword")
+    # Both words occur once per matching event; the one in a single event weighs more.
+    assert found["results"][0]["id"] == ids[-1]
+    assert len(found["results"]) == 7
