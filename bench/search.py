@@ -121,12 +121,12 @@ def measure(svc: Services, sizes: Sizes) -> dict[str, float | None]:
         conn.execute("SET hnsw.ef_search = 64")
         exact.execute("SET enable_indexscan = off")
         for q in queries[:3]:  # warm caches on every path
-            api.get("/api/v1/search", params={"q": q})
+            api.get("/api/v1/search", params={"q": q, "mode": "dense"})
         for q in tqdm(queries, desc="search queries", unit="q", leave=False):
             found: list[str] = []
 
             def call_api(q: str = q, found: list[str] = found) -> None:
-                response = api.get("/api/v1/search", params={"q": q, "top_k": 10})
+                response = api.get("/api/v1/search", params={"q": q, "top_k": 10, "mode": "dense"})
                 response.raise_for_status()
                 found.extend(r["id"] for r in response.json()["results"])
 
@@ -146,7 +146,8 @@ def measure(svc: Services, sizes: Sizes) -> dict[str, float | None]:
             truth = {str(r[0]) for r in exact.execute(sql, [vector]).fetchall()}
             recall.append(len(truth & set(found)) / max(len(truth), 1))
             filtered = api.post(
-                "/api/v1/search", json={"query": q, "top_k": 10, "filters": {"source": ["rare"]}}
+                "/api/v1/search",
+                json={"query": q, "top_k": 10, "mode": "dense", "filters": {"source": ["rare"]}},
             )
             if filtered.status_code == 200:
                 fill.append(len(filtered.json()["results"]) / 10)
