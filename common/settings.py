@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     # Search.
     search_max_top_k: int = Field(100, ge=1, le=1000)
     hnsw_ef_search: int = Field(64, ge=1, le=1000)
+    # Graph shape of the HNSW index, fixed when the first migration builds it (pgvector's
+    # defaults are 16 / 64; more is better recall for a slower build).
+    hnsw_m: int = Field(16, ge=2, le=100)
+    hnsw_ef_construction: int = Field(64, ge=4, le=1000)
+    query_cache_size: int = Field(
+        1024, ge=0, le=1_000_000, description="query vectors kept per gateway process (LRU)"
+    )
     # Filtered k-NN keeps scanning the HNSW graph (pgvector iterative scans) until top_k rows
     # pass the filters or this many tuples were visited: the bound on a hopeless filter's cost.
     hnsw_max_scan_tuples: int = Field(20_000, ge=1, le=10_000_000)

@@ -14,6 +14,7 @@ import math
 import re
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,6 +49,7 @@ class Behaviour:
     calls: int = 0
     inputs: int = 0
     batch_sizes: list[int] = field(default_factory=list)
+    seen: Counter[str] = field(default_factory=Counter)  # how often each text was embedded
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -57,6 +59,7 @@ class Behaviour:
             self.hang_times, self.wrong_dim = 0, False
             self.calls = self.inputs = 0
             self.batch_sizes = []
+            self.seen = Counter()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -98,6 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         with b.lock:
             b.calls += 1
             b.inputs += len(texts)
+            b.seen.update(texts)
             b.batch_sizes.append(len(texts))
             hang = b.hang_times > 0
             b.hang_times -= int(hang)

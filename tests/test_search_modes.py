@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from tests.conftest import make_key
 from tests.processes import Gateway
 from tests.searchdata import store, stored_event
+from tests.stub_embedder import StubServer
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +130,12 @@ def test_keyword_mode_weighs_rare_words_above_common_ones(db: Engine, gateway: G
     # Both words occur once per matching event; the one in a single event weighs more.
     assert found["results"][0]["id"] == ids[-1]
     assert len(found["results"]) == 7
+
+
+def test_repeated_query_is_embedded_once(client: httpx.Client, stub: StubServer) -> None:
+    """The gateway keeps query vectors in an LRU cache (QUERY_CACHE_SIZE)."""
+    query = f"cached query {uuid.uuid4().hex}"
+    for _ in range(3):
+        response = client.get("/api/v1/search", params={"q": query, "mode": "dense"})
+        assert response.status_code == 200
+    assert stub.behaviour.seen[query] == 1

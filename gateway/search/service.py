@@ -4,27 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import lru_cache
 
+from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.embedders import Embedder, EmbedError
 from common.errors import ServiceUnavailable
 from common.schemas import SearchHit, SearchRequest, SearchResponse
-from common.settings import Settings
+from common.settings import Settings, get_settings
 from gateway.search import dense, keyword
 from gateway.search.candidates import Candidate
 from gateway.search.filters import conditions
 from gateway.search.fusion import reciprocal_rank_fusion
 
 
+@lru_cache
+def _query_cache() -> LRUCache[tuple[str, str], list[float]]:
+    return LRUCache(maxsize=max(get_settings().query_cache_size, 1))
+
+
 async def embed_query(embedder: Embedder, query: str) -> list[float]:
-    """The query's vector; an embedder failure is a 503 the client may retry."""
+    """The query's vector, from a per-process LRU cache when the same query (same model) was
+    embedded before: dashboards and retries repeat queries, and the embedder call is most of a
+    search's time. An embedder failure is a 503 the client may retry."""
+    key = (embedder.model, query)
+    cache = _query_cache()
+    cached = cache.get(key)
+    if cached is not None:
+        return cached
     try:
         [vector] = await embedder.aembed([query])
     except EmbedError as error:
         raise ServiceUnavailable(
             f"the embedder failed: {error}", code="embedder_unavailable"
         ) from None
+    if get_settings().query_cache_size:
+        cache[key] = vector
     return vector
 
 

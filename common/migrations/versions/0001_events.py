@@ -18,7 +18,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    dim = get_settings().embed_dim
+    settings = get_settings()
+    dim = settings.embed_dim
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.create_table(
         "events",
@@ -47,8 +48,8 @@ def upgrade() -> None:
     op.create_index("ix_events_tenant_created", "events", ["tenant", sa.text("created_at DESC")])
     op.create_index("ix_events_status_created", "events", ["status", "created_at"])
     op.execute(
-        "CREATE INDEX ix_events_embedding_hnsw ON events "
-        "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        "CREATE INDEX ix_events_embedding_hnsw ON events USING hnsw (embedding vector_cosine_ops) "
+        f"WITH (m = {int(settings.hnsw_m)}, ef_construction = {int(settings.hnsw_ef_construction)})"
     )
 
 
