@@ -64,6 +64,8 @@ class Behaviour:
 
 class _Handler(BaseHTTPRequestHandler):
     server: StubServer
+    # Keep-alive, as Ollama and OpenAI-compatible servers do: clients reuse connections.
+    protocol_version = "HTTP/1.1"
 
     def log_message(self, *_: Any) -> None:
         pass
