@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+from common.validation import EventText, Metadata, Name, no_nul
+
 SearchMode = Literal["dense", "keyword", "hybrid"]
 StatusName = Literal["queued", "embedded", "failed", "deleted"]
 
@@ -33,8 +34,8 @@ class EventIn(BaseModel):
 
     source: Name
     type: Name
-    text: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    text: EventText
+    metadata: Metadata = Field(default_factory=dict)
     occurred_at: AwareDatetime | None = None
 
 
@@ -139,7 +140,11 @@ class SearchRequest(BaseModel):
         },
     )
 
-    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
+    query: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
+        AfterValidator(no_nul),
+    ]
     top_k: int = Field(10, ge=1, le=100)
     mode: SearchMode | None = Field(None, description="default: SEARCH_DEFAULT_MODE (hybrid)")
     filters: SearchFilters = Field(default_factory=SearchFilters)

@@ -9,13 +9,34 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EmbedderName = Literal["ollama", "openai", "local"]
 SearchModeName = Literal["dense", "keyword", "hybrid"]
+
+# Secrets that ship in examples and tutorials: refused outside development and test.
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "changeme",
+        "change-me",
+        "change_me",
+        "changethis",
+        "password",
+        "postgres",
+        "admin",
+        "secret",
+        "example",
+        "default",
+        "flower",
+        "eventsearch",
+        "123456",
+        "12345678",
+    }
+)
 
 DEFAULT_MODELS: dict[str, str] = {
     "ollama": "nomic-embed-text",
@@ -89,6 +110,30 @@ class Settings(BaseSettings):
     docs_enabled: bool = True
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    # Security and operations (issue 7): limits, rate limits, CORS, metrics, logs, Flower.
+    max_batch_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="body limit of POST /api/v1/events/batch"
+    )
+    max_metadata_bytes: int = Field(16 * 1024, ge=2, description="metadata as compact JSON")
+    max_metadata_depth: int = Field(8, ge=1, le=64, description="nesting of objects and lists")
+    max_filter_values: int = Field(100, ge=1, description="values of one search filter")
+    rate_limit_enabled: bool = True
+    # Per API key, "<count>/<second|minute|hour|day>" (the `limits` package's notation).
+    rate_limit_ingest: str = "1000/minute"
+    rate_limit_search: str = "600/minute"
+    rate_limit_read: str = "1200/minute"
+    rate_limit_admin: str = "120/minute"
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="comma-separated origins; empty: CORS off"
+    )
+    log_format: Literal["json", "console"] = "json"
+    worker_metrics_port: int = Field(
+        9808, ge=0, le=65535, description="the worker's Prometheus port; 0: none"
+    )
+    worker_heartbeat_s: float = Field(5.0, gt=0)
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -102,6 +147,45 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL")
         return value
+
+    @field_validator(
+        "rate_limit_ingest", "rate_limit_search", "rate_limit_read", "rate_limit_admin"
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must look like 1000/minute") from None
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secrets(self) -> Settings:
+        # A copied example secret is an open door: refuse it where it matters.
+        if self.environment in ("development", "test"):
+            return self
+        password = unquote(urlsplit(self.database_url).password or "")
+        if password.lower() in PLACEHOLDER_SECRETS:
+            raise ValueError(
+                "DATABASE_URL has a placeholder password; "
+                f"set a real one (ENVIRONMENT={self.environment})"
+            )
+        flower = self.flower_password.get_secret_value() if self.flower_password else None
+        if flower is not None and (flower.lower() in PLACEHOLDER_SECRETS or len(flower) < 8):
+            raise ValueError(
+                "FLOWER_PASSWORD is a placeholder or shorter than 8 characters; "
+                f"set a real one (ENVIRONMENT={self.environment})"
+            )
+        return self
 
     @property
     def model_name(self) -> str:
@@ -121,9 +205,11 @@ def describe_error(error: ValidationError) -> str:
     """One line naming every bad setting by its environment variable."""
     parts = []
     for item in error.errors():
-        name = "_".join(str(p) for p in item["loc"]).upper() or "settings"
+        name = "_".join(str(p) for p in item["loc"]).upper()
         message = "is required" if item["type"] == "missing" else item["msg"]
-        parts.append(f"{name} {message}")
+        message = message.removeprefix("Value error, ")
+        # A whole-object check (placeholder secrets) names its variables in its message.
+        parts.append(f"{name} {message}" if name else message)
     return "eventsearch: invalid configuration: " + "; ".join(parts)
 
 

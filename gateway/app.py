@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from asgi_correlation_id import CorrelationIdMiddleware
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
+from common import logs
 from common.db import async_engine
 from common.dimension import check_or_exit
 from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
-from gateway import batch, errors, events, export, health, search
+from gateway import batch, errors, events, export, health, observability, openapi, search
+from gateway.inputs import InputLimits
+from gateway.observability import RequestObserver
+from gateway.ratelimit import RateLimiter
 
-log = logging.getLogger("eventsearch.gateway")
+log = logs.get_logger("eventsearch.gateway")
 
 
 @asynccontextmanager
@@ -41,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_or_exit()
     check_or_exit(settings)  # a model that does not fit the vector column stops us here
+    logs.configure(settings.log_level, settings.log_format)
     app = FastAPI(
         title="eventsearch",
         version="0.1.0",
@@ -51,13 +56,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings)
+    # Middleware, innermost first (each add wraps the previous): input limits run before
+    # any parsing; CORS answers preflights; the observer logs and counts every answer,
+    # including those two's; the request id is set outermost so every line carries it.
+    app.add_middleware(InputLimits, settings=settings)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+            expose_headers=[
+                "X-Request-ID",
+                "Location",
+                "Retry-After",
+                "RateLimit-Limit",
+                "RateLimit-Remaining",
+                "RateLimit-Reset",
+                "Idempotent-Replayed",
+            ],
+        )
+    app.add_middleware(RequestObserver, routes=app.routes)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     errors.install(app)
+    openapi.install(app)
     app.include_router(batch.router)  # before events: /batch is not an event id
     app.include_router(events.router)
     app.include_router(search.router)
     app.include_router(export.router)
     app.include_router(health.router)
+    app.include_router(observability.router)
     return app
 
 

@@ -5,6 +5,9 @@ a key without the endpoint's scope: 403. A found key is cached in-process for
 ``AUTH_CACHE_TTL_S`` seconds so the hot path does not query the database per request;
 revocation therefore takes effect within that time, and ``last_used_at`` is refreshed
 at most once per TTL per process.
+
+Every authenticated request then counts against the key's rate limit (gateway/ratelimit.py):
+doing it here covers every ``/api/v1`` endpoint, present and future, in one place.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from cachetools import TTLCache
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from sqlalchemy import func, select, update
 
 from common.apikeys import hash_key
@@ -24,6 +27,7 @@ from common.db import async_sessions
 from common.errors import AppError
 from common.models import ApiKey
 from common.settings import get_settings
+from gateway.ratelimit import RateLimiter, bucket_for
 
 
 @dataclass(frozen=True)
@@ -78,7 +82,8 @@ async def _lookup(digest: str) -> Principal | None:
     return Principal(row.id, row.tenant, frozenset(row.scopes))
 
 
-async def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request, response: Response) -> Principal:
+    """The caller's key, checked and counted against its rate limit (401 or 429 otherwise)."""
     key = presented_key(request)
     if not key:
         raise Unauthorized("an API key is required (Authorization: Bearer <key> or X-API-Key)")
@@ -90,6 +95,9 @@ async def authenticate(request: Request) -> Principal:
             raise Unauthorized("the API key is unknown or revoked")
         _cache()[digest] = principal
     request.state.principal = principal
+    limiter: RateLimiter = request.app.state.rate_limiter
+    bucket = bucket_for(request.method, request.url.path)
+    response.headers.update(await limiter.check(bucket, str(principal.key_id)))
     return principal
 
 

@@ -103,6 +103,14 @@ async def dependency_down(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def invalid_value(_: Request, exc: Exception) -> JSONResponse:
+    """PostgreSQL refused a value the schemas let through (a NUL byte, a number out of
+    range, malformed text): the request is at fault, so 422 rather than 500. The schemas
+    are meant to catch these first; this is the net under them."""
+    log.warning("database refused a value: %s", exc)
+    return error_response(422, "invalid_value", "a value in the request cannot be stored")
+
+
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal error; the request id identifies it")
@@ -112,6 +120,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(sa_exc.DataError, invalid_value)
     for exc_type in DEPENDENCY_ERRORS:
         app.add_exception_handler(exc_type, dependency_down)
     app.add_exception_handler(Exception, unexpected_error)

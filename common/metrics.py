@@ -1,0 +1,121 @@
+"""Every Prometheus metric of eventsearch, defined once so that any code can count in one line
+(``metrics.RETRIES.inc(n)``).
+
+The gateway serves them on ``GET /metrics``; each worker serves its own on
+``WORKER_METRICS_PORT``. A Celery worker is several processes (the prefork pool), so the
+worker runs prometheus-client's multiprocess mode: every process writes its values to files
+in ``PROMETHEUS_MULTIPROC_DIR`` and the exporter adds them up (see ``workers/observability``).
+That variable must be set before this module is imported, which ``workers/app.py`` does.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+)
+
+NAMESPACE = "eventsearch"
+
+# --- gateway -------------------------------------------------------------------------------
+HTTP_REQUESTS = Counter(
+    "http_requests",
+    "HTTP requests answered, by route template (not raw path) and status",
+    ["method", "route", "status"],
+    namespace=NAMESPACE,
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time from the request's arrival to its last response byte",
+    ["method", "route"],
+    namespace=NAMESPACE,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+EVENTS = Counter(
+    "events",
+    "Events offered to the ingest endpoints, by outcome (accepted, duplicate, rejected)",
+    ["outcome"],
+    namespace=NAMESPACE,
+)
+QUEUE_DEPTH = Gauge(
+    "queue_depth",
+    "Messages waiting in the broker queue (Redis LLEN), read at scrape time",
+    ["queue"],
+    namespace=NAMESPACE,
+    multiprocess_mode="mostrecent",
+)
+QUEUE_UNACKED = Gauge(
+    "queue_unacked",
+    "Messages taken by workers but not yet acknowledged (in flight or waiting for a retry)",
+    namespace=NAMESPACE,
+    multiprocess_mode="mostrecent",
+)
+RATE_LIMITED = Counter(
+    "rate_limited_requests",
+    "Requests refused with 429, by limit bucket",
+    ["bucket"],
+    namespace=NAMESPACE,
+)
+RATE_LIMITER_ERRORS = Counter(
+    "rate_limiter_errors",
+    "Requests let through unchecked because the limiter's Redis failed (fail open)",
+    namespace=NAMESPACE,
+)
+
+# --- worker --------------------------------------------------------------------------------
+EMBED_BATCH_SIZE = Histogram(
+    "embed_batch_size",
+    "Events per run of the batch embed task",
+    namespace=NAMESPACE,
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+EMBED_BATCH_DURATION = Histogram(
+    "embed_batch_duration_seconds",
+    "Wall time of one run of the batch embed task (load, embed, store)",
+    namespace=NAMESPACE,
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+EMBED_TASKS = Counter(
+    "embed_tasks",
+    "Runs of the batch embed task, by outcome (ok, error)",
+    ["outcome"],
+    namespace=NAMESPACE,
+)
+RETRIES = Counter(
+    "embed_retries",
+    "Events re-queued after a transient embedder failure",
+    namespace=NAMESPACE,
+)
+DEAD_LETTERS = Counter(
+    "dead_letters",
+    "Events given up on (permanent failure or attempts exhausted)",
+    namespace=NAMESPACE,
+)
+WORKER_HEARTBEAT = Gauge(
+    "worker_heartbeat_timestamp_seconds",
+    "Unix time of the worker's last heartbeat; alert when it stops moving",
+    namespace=NAMESPACE,
+    multiprocess_mode="max",
+)
+
+
+def multiprocess_dir() -> str | None:
+    """The directory of multiprocess mode, when this process runs in it."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def registry() -> CollectorRegistry:
+    """The registry to expose: this process's own, or the sum over every process writing to
+    ``PROMETHEUS_MULTIPROC_DIR`` (the worker's pool; a gateway run with several workers)."""
+    if multiprocess_dir() is None:
+        from prometheus_client import REGISTRY
+
+        return REGISTRY
+    merged = CollectorRegistry()
+    multiprocess.MultiProcessCollector(merged)
+    return merged

@@ -1,0 +1,92 @@
+"""Field types that keep what PostgreSQL (and our JSON tooling) cannot store out of the API.
+
+- NUL characters: PostgreSQL refuses U+0000 in ``text`` and ``jsonb``; without this check
+  a ``"\\u0000"`` in a request is a database error (a 500) instead of a 422.
+- Numbers: JSON allows ``1e400`` (parsed as infinity, which JSON cannot write back) and
+  integers of any size (which orjson and many clients cannot hold); metadata numbers must
+  be finite and fit in 64 bits.
+- Size: metadata is limited in encoded bytes (``MAX_METADATA_BYTES``) and nesting
+  (``MAX_METADATA_DEPTH``); event text in characters (``MAX_TEXT_CHARS``).
+
+Limits are read from the settings at validation time, so they follow the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, StringConstraints
+
+from common.settings import get_settings
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\u0000) characters")
+    return value
+
+
+def text_within_limit(value: str) -> str:
+    no_nul(value)
+    limit = get_settings().max_text_chars
+    if len(value) > limit:
+        raise ValueError(f"must be at most {limit} characters (MAX_TEXT_CHARS)")
+    return value
+
+
+def _check_node(node: Any, depth: int, max_depth: int) -> None:
+    if isinstance(node, dict | list):
+        if depth > max_depth:
+            raise ValueError(f"must be nested at most {max_depth} levels (MAX_METADATA_DEPTH)")
+        children = node.values() if isinstance(node, dict) else node
+        if isinstance(node, dict):
+            for key in node:
+                no_nul(key)
+        for child in children:
+            _check_node(child, depth + 1, max_depth)
+    elif isinstance(node, str):
+        no_nul(node)
+    elif isinstance(node, bool) or node is None:
+        return
+    elif isinstance(node, int):
+        if not INT64_MIN <= node <= INT64_MAX:
+            raise ValueError("integers must fit in 64 bits")
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ValueError("numbers must be finite")
+
+
+def metadata_within_limits(value: dict[str, Any]) -> dict[str, Any]:
+    """Refuse metadata that is too deep, too big, or holds NULs or unstorable numbers."""
+    settings = get_settings()
+    _check_node(value, 1, settings.max_metadata_depth)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > settings.max_metadata_bytes:
+        raise ValueError(
+            f"must be at most {settings.max_metadata_bytes} bytes as JSON "
+            f"(MAX_METADATA_BYTES); got {size}"
+        )
+    return value
+
+
+def filter_values_within_limit(value: list[Any]) -> list[Any]:
+    """A search filter's list of values (source, type, ...) is bounded: each value is a
+    clause of the query."""
+    limit = get_settings().max_filter_values
+    if len(value) > limit:
+        raise ValueError(f"must have at most {limit} values (MAX_FILTER_VALUES)")
+    return value
+
+
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+    AfterValidator(no_nul),
+]
+SafeStr = Annotated[str, AfterValidator(no_nul)]
+EventText = Annotated[str, StringConstraints(min_length=1), AfterValidator(text_within_limit)]
+Metadata = Annotated[dict[str, Any], AfterValidator(metadata_within_limits)]
+FilterValues = Annotated[list[Name], AfterValidator(filter_values_within_limit)]

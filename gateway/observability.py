@@ -1,0 +1,132 @@
+"""One log line and the Prometheus counts for every request, and ``GET /metrics``.
+
+The middleware is pure ASGI (no ``BaseHTTPMiddleware``: it would buffer streamed exports
+and break context variables). Routes are labelled by their template
+(``/api/v1/events/{event_id}``), never by raw path, so a scan of random URLs cannot blow
+up the number of series; unknown paths share one label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import structlog
+from asgi_correlation_id import correlation_id
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis import exceptions as redis_exc
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common import metrics
+from common.logs import get_logger
+from common.queue import QUEUE_EMBED
+
+log = get_logger("eventsearch.gateway")
+UNMATCHED = "<unmatched>"
+INGEST_ROUTE = "/api/v1/events"
+REJECTED = frozenset({400, 413, 415, 422})
+# kombu's Redis transport keeps one list per priority step; messages without a priority
+# (all of ours) go to the plain one, the others are counted in case someone sets one.
+QUEUE_KEYS = [QUEUE_EMBED, *(f"{QUEUE_EMBED}\x06\x16{p}" for p in (3, 6, 9))]
+UNACKED_KEY = "unacked"
+
+
+def route_of(routes: Sequence[BaseRoute], scope: Scope) -> str:
+    """The template of the route that will serve ``scope``, or ``<unmatched>``."""
+    for route in routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", UNMATCHED))
+    return UNMATCHED
+
+
+def count_ingest(method: str, route: str, status: int, replayed: bool) -> None:
+    """Events accepted/duplicate/rejected by the single-event endpoint, read off its answer
+    (validation failures never reach the handler, so the handler cannot count them)."""
+    if method != "POST" or route != INGEST_ROUTE:
+        return
+    if status == 202:
+        metrics.EVENTS.labels("duplicate" if replayed else "accepted").inc()
+    elif status in REJECTED:
+        metrics.EVENTS.labels("rejected").inc()
+
+
+class RequestObserver:
+    """ASGI middleware: one structured log line and the request metrics per HTTP request."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = routes  # the app's live route list (routers are added after this)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        route = route_of(self.routes, scope)
+        status = 500
+        replayed = False
+
+        async def observed_send(message: Message) -> None:
+            nonlocal status, replayed
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                replayed = any(
+                    k.lower() == b"idempotent-replayed" for k, _ in message.get("headers", [])
+                )
+            await send(message)
+
+        request_id = correlation_id.get()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self.app(scope, receive, observed_send)
+            finally:
+                duration = time.perf_counter() - started
+                method = scope["method"]
+                metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+                metrics.HTTP_DURATION.labels(method, route).observe(duration)
+                count_ingest(method, route, status, replayed)
+                principal = scope.get("state", {}).get("principal")
+                log.info(
+                    "request",
+                    method=method,
+                    route=route,
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(duration * 1000, 2),
+                    tenant=getattr(principal, "tenant", None),
+                )
+
+
+router = APIRouter(tags=["operations"])
+
+
+async def read_queue_depth(request: Request) -> None:
+    """Refresh the queue gauges from Redis; when Redis is down they keep their last value
+    (the /health endpoint and the gateway's 503s tell that story)."""
+    redis = request.app.state.redis
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in QUEUE_KEYS:
+                pipe.llen(key)
+            pipe.hlen(UNACKED_KEY)
+            *depths, unacked = await pipe.execute()
+    except (redis_exc.ConnectionError, redis_exc.TimeoutError) as error:
+        log.warning("queue depth unavailable", error=repr(error))
+        return
+    metrics.QUEUE_DEPTH.labels(QUEUE_EMBED).set(sum(int(d) for d in depths))
+    metrics.QUEUE_UNACKED.set(int(unacked))
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "eventsearch_queue_depth 0"}}}},
+)
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format: requests, events, queue depth, rate limiting (no key needed;
+    keep the port away from the public internet)."""
+    await read_queue_depth(request)
+    return Response(generate_latest(metrics.registry()), media_type=CONTENT_TYPE_LATEST)
