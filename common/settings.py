@@ -130,6 +130,7 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         9808, ge=0, le=65535, description="the worker's Prometheus port; 0: none"
     )
+    worker_metrics_host: str = "127.0.0.1"
     worker_heartbeat_s: float = Field(5.0, gt=0)
     flower_user: str = "admin"
     flower_password: SecretStr | None = None

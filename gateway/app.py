@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Idempotent-Replayed",
             ],
         )
-    app.add_middleware(RequestObserver, routes=app.routes)
+    app.add_middleware(RequestObserver)
     app.add_middleware(CorrelationIdMiddleware, header_name="X-Request-ID")
     errors.install(app)
     openapi.install(app)

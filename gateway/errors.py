@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as BrokerError
+from pydantic import ValidationError as PydanticValidationError
 from redis import exceptions as redis_exc
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -82,6 +83,13 @@ async def validation_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(422, code, message, details=items)
 
 
+async def model_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """A model built from request data inside a handler (e.g. GET query parameters turned
+    into a request model) refused it: that is the client's input, so 422 like any other."""
+    assert isinstance(exc, PydanticValidationError)
+    return await validation_error(_, RequestValidationError(exc.errors()))
+
+
 async def http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = STATUS_CODES.get(exc.status_code, "error")
@@ -119,6 +127,7 @@ async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     app.add_exception_handler(AppError, app_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(PydanticValidationError, model_validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(sa_exc.DataError, invalid_value)
     for exc_type in DEPENDENCY_ERRORS:

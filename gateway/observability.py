@@ -9,14 +9,12 @@ up the number of series; unknown paths share one label.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 import structlog
 from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import exceptions as redis_exc
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common import metrics
@@ -26,6 +24,7 @@ from common.queue import QUEUE_EMBED
 log = get_logger("eventsearch.gateway")
 UNMATCHED = "<unmatched>"
 INGEST_ROUTE = "/api/v1/events"
+STATIC_PATHS = frozenset({INGEST_ROUTE, f"{INGEST_ROUTE}/batch"})
 REJECTED = frozenset({400, 413, 415, 422})
 # kombu's Redis transport keeps one list per priority step; messages without a priority
 # (all of ours) go to the plain one, the others are counted in case someone sets one.
@@ -33,12 +32,15 @@ QUEUE_KEYS = [QUEUE_EMBED, *(f"{QUEUE_EMBED}\x06\x16{p}" for p in (3, 6, 9))]
 UNACKED_KEY = "unacked"
 
 
-def route_of(routes: Sequence[BaseRoute], scope: Scope) -> str:
-    """The template of the route that will serve ``scope``, or ``<unmatched>``."""
-    for route in routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", UNMATCHED))
+def route_of(scope: Scope) -> str:
+    """The template of the route that served ``scope`` (FastAPI leaves it in the scope),
+    a fixed path (docs, or ingest refused by the input limits before routing), or
+    ``<unmatched>``."""
+    route = scope.get("route")
+    if route is not None and hasattr(route, "path"):
+        return str(route.path)
+    if "endpoint" in scope or scope["path"] in STATIC_PATHS:
+        return str(scope["path"])
     return UNMATCHED
 
 
@@ -56,16 +58,14 @@ def count_ingest(method: str, route: str, status: int, replayed: bool) -> None:
 class RequestObserver:
     """ASGI middleware: one structured log line and the request metrics per HTTP request."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.routes = routes  # the app's live route list (routers are added after this)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        route = route_of(self.routes, scope)
         status = 500
         replayed = False
 
@@ -84,7 +84,7 @@ class RequestObserver:
                 await self.app(scope, receive, observed_send)
             finally:
                 duration = time.perf_counter() - started
-                method = scope["method"]
+                method, route = scope["method"], route_of(scope)
                 metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
                 metrics.HTTP_DURATION.labels(method, route).observe(duration)
                 count_ingest(method, route, status, replayed)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
@@ -54,8 +55,14 @@ def bucket_for(method: str, path: str) -> str:
 
 
 def storage_uri(redis_url: str) -> str:
-    """limits' spelling of a redis-py URL (``async+redis://``, ``async+redis+unix://``)."""
-    return "async+redis+" + redis_url if redis_url.startswith("unix://") else "async+" + redis_url
+    """limits' spelling of a redis-py URL (``async+redis://``, ``async+redis+unix://``);
+    limits insists on an explicit port where redis-py assumes 6379."""
+    if redis_url.startswith("unix://"):
+        return "async+redis+" + redis_url
+    parts = urlsplit(redis_url)
+    if parts.port is None:
+        parts = parts._replace(netloc=f"{parts.netloc}:6379")
+    return "async+" + urlunsplit(parts)
 
 
 class RateLimiter:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -96,10 +97,22 @@ def gateway(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Gat
 
 
 @pytest.fixture(scope="session")
-def worker(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Proc]:
+def worker(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Worker]:
     proc = processes.worker(stack_env, tmp_root).start()
     yield proc
     proc.stop()
+
+
+@contextmanager
+def extra_gateway(
+    stack_env: dict[str, str], tmp_root: Path, name: str, **overrides: str
+) -> Iterator[processes.Gateway]:
+    """A gateway process of its own with some settings changed (tiny limits, CORS on, ...)."""
+    proc = processes.gateway({**stack_env, **overrides}, tmp_root, name).start().wait_ready()
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 def make_key(db: Engine, tenant: str, scopes: str = "ingest,search,admin") -> str:

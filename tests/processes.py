@@ -81,7 +81,19 @@ def gateway(env: dict[str, str], logdir: Path, name: str = "gateway") -> Gateway
     return Gateway(name, args, env, logdir / f"{name}.log", port=port)
 
 
-def worker(env: dict[str, str], logdir: Path, name: str = "worker", concurrency: int = 2) -> Proc:
+@dataclass
+class Worker(Proc):
+    metrics_port: int = 0
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+
+def worker(env: dict[str, str], logdir: Path, name: str = "worker", concurrency: int = 2) -> Worker:
+    # Each worker its own metrics port, so that several can run side by side.
+    port = free_port()
+    env = {**env, "WORKER_METRICS_PORT": str(port)}
     args = [
         str(BIN / "celery"),
         "-A",
@@ -92,4 +104,4 @@ def worker(env: dict[str, str], logdir: Path, name: str = "worker", concurrency:
         f"--concurrency={concurrency}",
         f"--hostname={name}@%h",
     ]
-    return Proc(name, args, env, logdir / f"{name}.log")
+    return Worker(name, args, env, logdir / f"{name}.log", metrics_port=port)

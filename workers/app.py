@@ -6,9 +6,11 @@ from celery import Celery
 
 from common.dimension import check_or_exit
 from common.settings import load_or_exit
+from workers import observability
 
 # A bad environment, or a model that does not fit the vector column, stops the worker here.
 check_or_exit(load_or_exit())
+observability.prepare()  # before the task module imports the metrics
 app = Celery("eventsearch")
 app.config_from_object("workers.celeryconfig")
 

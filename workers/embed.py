@@ -18,11 +18,13 @@ from typing import Any
 from celery.signals import worker_process_init, worker_process_shutdown
 from celery_batches import Batches, SimpleRequest
 
+from common import metrics
 from common.embedders import Embedder, PermanentEmbedError, TransientEmbedError, build_embedder
 from common.queue import TASK_EMBED
 from common.settings import get_settings
 from workers import store
 from workers.app import app
+from workers.observability import observed
 
 log = logging.getLogger("eventsearch.worker")
 _settings = get_settings()
@@ -73,6 +75,7 @@ def process(events: Sequence[store.Pending]) -> None:
     except PermanentEmbedError as error:
         if len(events) == 1:
             log.warning("event %s failed permanently: %s", events[0].id, error)
+            metrics.DEAD_LETTERS.inc()
             store.record_failure(events, str(error), final=True)
             return
         middle = len(events) // 2
@@ -96,6 +99,8 @@ def retry(events: Sequence[store.Pending], error: str, retry_after: float | None
                 args=[str(event.id)], countdown=backoff(event.attempts + 1, retry_after)
             )
     log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
+    metrics.RETRIES.inc(len(again))
+    metrics.DEAD_LETTERS.inc(len(exhausted))
 
 
 @app.task(
@@ -105,6 +110,7 @@ def retry(events: Sequence[store.Pending], error: str, retry_after: float | None
     flush_interval=max(_settings.embed_batch_wait_ms, 1) / 1000,
     acks_late=True,
 )
+@observed(TASK_EMBED)
 def embed_events(requests: list[SimpleRequest]) -> None:
     """Embed every queued event named by the buffered messages (a message names one event,
     or a chunk of a batch POST), ``EMBED_BATCH_SIZE`` events an embedder call."""

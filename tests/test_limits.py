@@ -1,0 +1,254 @@
+"""Input limits: oversized, malformed or unstorable input is a 4xx in the one error shape,
+never a 500 and never a traceback. Against real gateway processes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.engine import Engine
+
+from tests import processes
+from tests.conftest import event_body, event_count, extra_gateway, new_key
+
+SMALL_BODY = 16 * 1024
+SMALL_BATCH_BODY = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def small_gateway(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Gateway]:
+    """A gateway with small body limits, so that tests need not send megabytes."""
+    with extra_gateway(
+        stack_env,
+        tmp_root,
+        "gateway-small",
+        MAX_BODY_BYTES=str(SMALL_BODY),
+        MAX_BATCH_BODY_BYTES=str(SMALL_BATCH_BODY),
+        MAX_METADATA_BYTES="2048",
+        MAX_METADATA_DEPTH="4",
+        MAX_TEXT_CHARS="1000",
+    ) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+def small(small_gateway: processes.Gateway, api_key: str) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=small_gateway.url, timeout=30, headers=headers) as client:
+        yield client
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.text
+    assert "Traceback" not in response.text
+    error = response.json()["error"]
+    assert error["request_id"] and error["message"]
+    if code:
+        assert error["code"] == code
+    return error
+
+
+def raw_post(
+    client: httpx.Client, content: bytes | Iterator[bytes], **headers: str
+) -> httpx.Response:
+    return client.post(
+        "/api/v1/events",
+        content=content,
+        headers={"Idempotency-Key": new_key(), "Content-Type": "application/json", **headers},
+    )
+
+
+def test_body_over_limit_is_413(small: httpx.Client, db: Engine) -> None:
+    key = new_key()
+    body = json.dumps(event_body("x" * SMALL_BODY)).encode()
+    response = small.post(
+        "/api/v1/events",
+        content=body,
+        headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+    )
+    assert_error(response, 413, "payload_too_large")
+    assert event_count(db, "idempotency_key = :k", k=key) == 0
+
+
+def test_default_body_limit_is_one_mebibyte(client: httpx.Client) -> None:
+    body = json.dumps(event_body("x" * (1024 * 1024))).encode()
+    assert_error(raw_post(client, body), 413, "payload_too_large")
+
+
+def test_chunked_body_over_limit_is_413_while_streaming(small: httpx.Client) -> None:
+    """No Content-Length to trust: the body is counted as it arrives."""
+    chunk = b" " * 4096
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"source": "s", "type": "t", "text": "x"'
+        for _ in range(SMALL_BODY // len(chunk) + 2):
+            yield chunk
+        yield b"}"
+
+    response = raw_post(small, chunks())
+    assert "content-length" not in response.request.headers
+    assert_error(response, 413, "payload_too_large")
+
+
+def test_body_under_limit_is_accepted(small: httpx.Client) -> None:
+    assert raw_post(small, json.dumps(event_body("x" * 900)).encode()).status_code == 202
+
+
+def test_batch_endpoint_has_its_own_larger_limit(small: httpx.Client) -> None:
+    between = b'{"events": [' + b" " * (SMALL_BODY * 2) + b"]}"
+    response = small.post(
+        "/api/v1/events/batch", content=between, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code != 413, response.text
+    over = b'{"events": [' + b" " * SMALL_BATCH_BODY + b"]}"
+    response = small.post(
+        "/api/v1/events/batch", content=over, headers={"Content-Type": "application/json"}
+    )
+    assert_error(response, 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
+)
+def test_body_that_is_not_json_is_415(client: httpx.Client, content_type: str) -> None:
+    body = json.dumps(event_body()).encode()
+    assert_error(raw_post(client, body, **{"Content-Type": content_type}), 415)
+
+
+def test_json_with_charset_and_plus_json_are_accepted(client: httpx.Client) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        body = json.dumps(event_body()).encode()
+        assert raw_post(client, body, **{"Content-Type": content_type}).status_code == 202
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"{not json",
+        b"[]",
+        b"null",
+        b'"a string"',
+        b'{"source": "s", "type": "t", "text": "caf\xc3"}',  # invalid UTF-8
+        b'\xff\xfe{"source": "s"}',
+        b'{"source": "s", "type": "t", "text": "x", "metadata": {"n": ' + b"9" * 5000 + b"}}",
+        b"[" * 100_000 + b"]" * 100_000,  # nesting deeper than any parser's recursion
+        b'{"source": "s", "type": "t", "text": "x"}{"again": 1}',
+        b'{"source": "s", "type": "t", "text": "x", "text": 5}',
+    ],
+    ids=[
+        "empty",
+        "broken",
+        "array",
+        "null",
+        "string",
+        "bad-utf8",
+        "bom-utf16",
+        "5000-digit-int",
+        "deep-nesting",
+        "trailing-data",
+        "duplicate-key",
+    ],
+)
+def test_malformed_body_is_4xx_not_500(client: httpx.Client, content: bytes) -> None:
+    response = raw_post(client, content)
+    assert 400 <= response.status_code < 500, response.text
+    assert "Traceback" not in response.text
+    assert response.json()["error"]["code"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (event_body("nul \u0000 in text"), "text"),
+        ({**event_body(), "source": "jobs\u0000"}, "source"),
+        ({**event_body(), "type": "\u0000"}, "type"),
+        (event_body(metadata={"k": "v\u0000"}), "metadata"),
+        (event_body(metadata={"k\u0000": "v"}), "metadata"),
+        (event_body(metadata={"k": [{"deep": "\u0000"}]}), "metadata"),
+    ],
+    ids=["text", "source", "type", "metadata-value", "metadata-key", "metadata-nested"],
+)
+def test_nul_character_is_422_naming_the_field(
+    client: httpx.Client, db: Engine, body: dict, field: str
+) -> None:
+    key = new_key()
+    response = client.post("/api/v1/events", json=body, headers={"Idempotency-Key": key})
+    error = assert_error(response, 422, "validation_error")
+    assert field in error["message"]
+    assert event_count(db, "idempotency_key = :k", k=key) == 0
+
+
+def test_nul_in_search_query_is_422(client: httpx.Client) -> None:
+    assert_error(client.post("/api/v1/search", json={"query": "a\u0000b"}), 422)
+    assert_error(client.get("/api/v1/search", params={"q": "a\x00b"}), 422)
+
+
+@pytest.mark.parametrize(
+    "raw_number", [b"1e400", b"-1e400", b"18446744073709551616", b"-9223372036854775809"]
+)
+def test_numbers_that_cannot_be_stored_are_422(client: httpx.Client, raw_number: bytes) -> None:
+    body = b'{"source": "s", "type": "t", "text": "x", "metadata": {"n": ' + raw_number + b"}}"
+    error = assert_error(raw_post(client, body), 422, "validation_error")
+    assert "metadata" in error["message"]
+
+
+def test_largest_64_bit_numbers_are_accepted(client: httpx.Client) -> None:
+    body = event_body(metadata={"max": 2**63 - 1, "min": -(2**63), "big": 1.7e308})
+    assert raw_post(client, json.dumps(body).encode()).status_code == 202
+
+
+def test_huge_top_k_is_422(client: httpx.Client) -> None:
+    for top_k in ("1e400", "99999999999999999999999", "-1"):
+        body = b'{"query": "x", "top_k": ' + top_k.encode() + b"}"
+        response = client.post(
+            "/api/v1/search", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert_error(response, 422)
+    assert_error(client.get("/api/v1/search", params={"q": "x", "top_k": "1" * 50}), 422)
+
+
+def test_text_over_limit_is_422(small: httpx.Client) -> None:
+    error = assert_error(raw_post(small, json.dumps(event_body("x" * 1001)).encode()), 422)
+    assert "text" in error["message"]
+
+
+def test_metadata_too_deep_is_422(small: httpx.Client) -> None:
+    deep: dict = {"leaf": 1}
+    for _ in range(4):
+        deep = {"level": deep}
+    error = assert_error(raw_post(small, json.dumps(event_body(metadata=deep)).encode()), 422)
+    assert "metadata" in error["message"]
+    assert "MAX_METADATA_DEPTH" in json.dumps(error["details"])
+
+
+def test_metadata_at_depth_limit_is_accepted(small: httpx.Client) -> None:
+    deep = {"a": {"b": {"c": [1, 2]}}}  # four levels: object, object, object, list
+    assert raw_post(small, json.dumps(event_body(metadata=deep)).encode()).status_code == 202
+
+
+def test_metadata_too_big_is_422(small: httpx.Client) -> None:
+    body = event_body(metadata={f"k{i}": "v" * 100 for i in range(30)})
+    error = assert_error(raw_post(small, json.dumps(body).encode()), 422)
+    assert "MAX_METADATA_BYTES" in json.dumps(error["details"])
+
+
+def test_filter_values_are_bounded(stack_env: dict[str, str]) -> None:
+    """The search filters' lists (source, type, ...) take at most MAX_FILTER_VALUES values."""
+    from common.validation import FilterValues
+
+    adapter = TypeAdapter(FilterValues)
+    assert adapter.validate_python(["a"] * 100) == ["a"] * 100
+    with pytest.raises(ValidationError, match="MAX_FILTER_VALUES"):
+        adapter.validate_python(["a"] * 101)
+    with pytest.raises(ValidationError, match="NUL"):
+        adapter.validate_python(["a\x00"])
+
+
+def test_errors_have_one_shape_for_unknown_paths_and_methods(client: httpx.Client) -> None:
+    assert_error(client.get("/no/such/path"), 404, "not_found")
+    assert_error(client.put("/api/v1/search", json={}), 405, "method_not_allowed")
