@@ -10,6 +10,7 @@ That variable must be set before this module is imported, which ``workers/app.py
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from prometheus_client import (
@@ -102,6 +103,26 @@ WORKER_HEARTBEAT = Gauge(
     namespace=NAMESPACE,
     multiprocess_mode="max",
 )
+
+
+WORKER_ONLY = (
+    EMBED_BATCH_SIZE,
+    EMBED_BATCH_DURATION,
+    EMBED_TASKS,
+    RETRIES,
+    DEAD_LETTERS,
+    WORKER_HEARTBEAT,
+)
+
+
+def gateway_only() -> None:
+    """Leave the worker's metrics out of this process's exposition: the gateway showing a
+    heartbeat of 0 would read as a dead worker. (Idempotent.)"""
+    from prometheus_client import REGISTRY
+
+    for collector in WORKER_ONLY:
+        with contextlib.suppress(KeyError):
+            REGISTRY.unregister(collector)
 
 
 def multiprocess_dir() -> str | None:

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
-from common import logs
+from common import logs, metrics
 from common.db import async_engine
 from common.dimension import check_or_exit
 from common.embedders import build_embedder
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_or_exit()
     check_or_exit(settings)  # a model that does not fit the vector column stops us here
     logs.configure(settings.log_level, settings.log_format)
+    metrics.gateway_only()
     app = FastAPI(
         title="eventsearch",
         version="0.1.0",

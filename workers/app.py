@@ -5,12 +5,15 @@ from __future__ import annotations
 from celery import Celery
 
 from common.dimension import check_or_exit
+from common.logs import configure as configure_logs
 from common.settings import load_or_exit
 from workers import observability
 
 # A bad environment, or a model that does not fit the vector column, stops the worker here.
-check_or_exit(load_or_exit())
+_settings = load_or_exit()
+check_or_exit(_settings)
 observability.prepare()  # before the task module imports the metrics
+configure_logs(_settings.log_level, _settings.log_format)
 app = Celery("eventsearch")
 app.config_from_object("workers.celeryconfig")
 

@@ -36,8 +36,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def prepare() -> None:
     """Multiprocess mode for this worker: a metrics directory only its processes write to."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        return
+    from prometheus_client import values
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _make_private_dir()
+    # Celery's command line loads its plugins (Flower among them) before our app, and they
+    # import prometheus-client, which picks its value class once at import: pick again now
+    # that the directory is known, so that our metrics (created after this) use the files.
+    values.ValueClass = values.get_value_class()
+
+
+def _make_private_dir() -> None:
     path = tempfile.mkdtemp(prefix="eventsearch-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     owner = os.getpid()
