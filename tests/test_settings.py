@@ -47,3 +47,95 @@ def test_bad_setting_fails_at_start_with_one_line(
 def test_good_settings_import_cleanly() -> None:
     result = start("gateway.app", **BASE, EMBEDDER="ollama")
     assert result.returncode == 0, result.stderr
+
+
+PROD = {**BASE, "ENVIRONMENT": "production", "EMBEDDER": "ollama"}
+
+
+def settings_error(**env: str) -> str | None:
+    """The one-line message the processes would print, or None when the settings are good
+    (in-process: the subprocess tests above prove the line reaches stderr and exit 2)."""
+    from pydantic import ValidationError
+
+    from common.settings import Settings, describe_error
+
+    try:
+        Settings(**{k.lower(): v for k, v in env.items()})  # type: ignore[arg-type]
+    except ValidationError as error:
+        return describe_error(error)
+    return None
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({**PROD, "DATABASE_URL": "postgresql://app:changeme@db:5432/app"}, "DATABASE_URL"),
+        ({**PROD, "DATABASE_URL": "postgresql://postgres:postgres@db/app"}, "DATABASE_URL"),
+        ({**PROD, "DATABASE_URL": "postgresql://app:Password@db/app"}, "DATABASE_URL"),
+        ({**PROD, "FLOWER_PASSWORD": "changeme"}, "FLOWER_PASSWORD"),
+        ({**PROD, "FLOWER_PASSWORD": "admin"}, "FLOWER_PASSWORD"),
+        ({**PROD, "FLOWER_PASSWORD": "short"}, "FLOWER_PASSWORD"),
+    ],
+    ids=["db-changeme", "db-postgres", "db-password", "flower-changeme", "flower-admin", "short"],
+)
+def test_placeholder_secret_is_refused_outside_development(env: dict[str, str], name: str) -> None:
+    line = settings_error(**env)
+    assert line is not None
+    assert line.startswith("eventsearch: invalid configuration:")
+    assert name in line and "placeholder" in line
+    assert "changeme" not in line  # the message names the variable, not the secret
+
+
+@pytest.mark.parametrize("module", ["gateway.app", "workers.app"])
+def test_process_with_placeholder_secret_exits_with_one_line(module: str) -> None:
+    result = start(module, **PROD, FLOWER_PASSWORD="changeme")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "FLOWER_PASSWORD" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("environment", ["development", "test"])
+def test_placeholder_secret_is_allowed_in_development(environment: str) -> None:
+    env = {
+        **PROD,
+        "ENVIRONMENT": environment,
+        "DATABASE_URL": "postgresql://postgres:postgres@127.0.0.1:1/db",
+        "FLOWER_PASSWORD": "changeme",
+    }
+    assert settings_error(**env) is None
+
+
+def test_real_secrets_are_accepted_in_production() -> None:
+    env = {
+        **PROD,
+        "DATABASE_URL": "postgresql://app:kq3N8v_Zr2pL@127.0.0.1:1/db",
+        "FLOWER_PASSWORD": "Xy7-long-generated-password",
+    }
+    assert settings_error(**env) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({**BASE, "RATE_LIMIT_INGEST": "lots"}, "RATE_LIMIT_INGEST"),
+        ({**BASE, "RATE_LIMIT_SEARCH": "10 per fortnight"}, "RATE_LIMIT_SEARCH"),
+        ({**BASE, "MAX_BODY_BYTES": "12"}, "MAX_BODY_BYTES"),
+        ({**BASE, "LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+    ],
+)
+def test_bad_operations_setting_fails_at_start(env: dict[str, str], name: str) -> None:
+    line = settings_error(**env)
+    assert line is not None and name in line
+
+
+def test_cors_origins_are_comma_separated() -> None:
+    from common.settings import Settings
+
+    settings = Settings(
+        database_url=BASE["DATABASE_URL"],
+        redis_url=BASE["REDIS_URL"],
+        cors_origins="https://a.example, https://b.example",  # type: ignore[arg-type]
+    )
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    default = Settings(database_url=BASE["DATABASE_URL"], redis_url=BASE["REDIS_URL"])
+    assert default.cors_origins == []
