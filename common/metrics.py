@@ -105,6 +105,14 @@ WORKER_HEARTBEAT = Gauge(
 )
 
 
+def count_events(accepted: int = 0, duplicate: int = 0, rejected: int = 0) -> None:
+    """Count ingest outcomes (the batch endpoint; the single one is counted by the gateway's
+    request observer, which also sees the validation failures that never reach a handler)."""
+    for outcome, n in (("accepted", accepted), ("duplicate", duplicate), ("rejected", rejected)):
+        if n:
+            EVENTS.labels(outcome).inc(n)
+
+
 WORKER_ONLY = (
     EMBED_BATCH_SIZE,
     EMBED_BATCH_DURATION,

@@ -14,6 +14,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import APIRouter
 from pydantic import ValidationError
 
+from common import metrics
 from common.errors import AppError
 from common.schemas import BatchIn, BatchItemResult, BatchResult, EventIn, ItemError
 from gateway.auth import IngestKey
@@ -42,7 +43,10 @@ def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
     if key is not None and not isinstance(key, str):
         raise AppError("idempotency_key must be a string", code="idempotency_key_invalid")
     key = check_idempotency_key(key, required)
-    return key, NewEvent(key, fingerprint(body), EventIn.model_validate(body))
+    # Validate before fingerprinting: orjson cannot encode what validation refuses (ints
+    # over 64 bits), which would otherwise be a 500 instead of this item's rejection.
+    event = EventIn.model_validate(body)
+    return key, NewEvent(key, fingerprint(body), event)
 
 
 @router.post(
@@ -131,9 +135,11 @@ async def ingest_batch(
     await session.commit()
     await hand_off(session, fresh, correlation_id.get(), settings.embed_batch_size)
     final = [r for r in results if r is not None]
-    return BatchResult(
+    answer = BatchResult(
         accepted=sum(r.status == "accepted" for r in final),
         duplicate=sum(r.status == "duplicate" for r in final),
         rejected=sum(r.status == "rejected" for r in final),
         results=final,
     )
+    metrics.count_events(answer.accepted, answer.duplicate, answer.rejected)
+    return answer

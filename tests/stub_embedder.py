@@ -29,7 +29,11 @@ def embed_text(text: str, dim: int) -> list[float]:
         digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
         index = int.from_bytes(digest[:4], "little") % dim
         vector[index] += 1.0 if digest[4] & 1 else -1.0
-    norm = math.sqrt(sum(x * x for x in vector)) or 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    if norm == 0:
+        # Like a real model, every text gets a direction: a zero vector (punctuation only)
+        # has no cosine to anything, and would make search scores NaN.
+        vector[0], norm = 1.0, 1.0
     return [x / norm for x in vector]
 
 

@@ -252,3 +252,16 @@ def test_filter_values_are_bounded(stack_env: dict[str, str]) -> None:
 def test_errors_have_one_shape_for_unknown_paths_and_methods(client: httpx.Client) -> None:
     assert_error(client.get("/no/such/path"), 404, "not_found")
     assert_error(client.put("/api/v1/search", json={}), 405, "method_not_allowed")
+
+
+def test_batch_item_with_unstorable_values_is_rejected_alone(client: httpx.Client) -> None:
+    items = [
+        {**event_body(), "idempotency_key": new_key()},
+        {**event_body(metadata={"n": 2**70}), "idempotency_key": new_key()},
+        {**event_body("nul \u0000"), "idempotency_key": new_key()},
+        {**event_body(metadata={"k\u0000": 1}), "idempotency_key": new_key()},
+    ]
+    response = client.post("/api/v1/events/batch", json={"events": items})
+    assert response.status_code == 200, response.text
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["accepted", "rejected", "rejected", "rejected"]

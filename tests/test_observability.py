@@ -203,3 +203,22 @@ def test_worker_counts_retries_and_dead_letters(
 
     wait_for(lambda: delta("eventsearch_embed_retries_total") >= 1, 10, "retry counted")
     wait_for(lambda: delta("eventsearch_dead_letters_total") >= 1, 10, "dead letter counted")
+
+
+def test_batch_outcomes_are_counted(client: httpx.Client) -> None:
+    before = httpx.get(f"{client.base_url}/metrics").text
+    key = new_key()
+    items = [
+        {**event_body(), "idempotency_key": key},
+        {**event_body(), "idempotency_key": new_key()},
+        {"source": "s", "idempotency_key": new_key()},
+    ]
+    items.append(dict(items[0]))  # the same key and body again: a duplicate
+    response = client.post("/api/v1/events/batch", json={"events": items})
+    assert response.status_code == 200, response.text
+    after = httpx.get(f"{client.base_url}/metrics").text
+    for outcome, n in (("accepted", 2), ("duplicate", 1), ("rejected", 1)):
+        delta = sample(after, "eventsearch_events_total", outcome=outcome) - sample(
+            before, "eventsearch_events_total", outcome=outcome
+        )
+        assert delta == n, outcome
