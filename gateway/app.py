@@ -19,7 +19,7 @@ from common.settings import Settings, load_or_exit
 from gateway import batch, errors, events, export, health, observability, openapi, search
 from gateway.inputs import InputLimits
 from gateway.observability import RequestObserver
-from gateway.ratelimit import RateLimiter
+from gateway.ratelimit import RateLimiter, RateLimitHeaders
 
 log = logs.get_logger("eventsearch.gateway")
 
@@ -58,9 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
-    # Middleware, innermost first (each add wraps the previous): input limits run before
+    # Middleware, innermost first (each add wraps the previous): the rate-limit headers are
+    # added to whatever answer the app gives; input limits run before
     # any parsing; CORS answers preflights; the observer logs and counts every answer,
     # including those two's; the request id is set outermost so every line carries it.
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(InputLimits, settings=settings)
     if settings.cors_origins:
         app.add_middleware(

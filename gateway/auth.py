@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from cachetools import TTLCache
-from fastapi import Depends, Request, Response
+from fastapi import Depends, Request
 from sqlalchemy import func, select, update
 
 from common.apikeys import hash_key
@@ -82,7 +82,7 @@ async def _lookup(digest: str) -> Principal | None:
     return Principal(row.id, row.tenant, frozenset(row.scopes))
 
 
-async def authenticate(request: Request, response: Response) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """The caller's key, checked and counted against its rate limit (401 or 429 otherwise)."""
     key = presented_key(request)
     if not key:
@@ -97,7 +97,9 @@ async def authenticate(request: Request, response: Response) -> Principal:
     request.state.principal = principal
     limiter: RateLimiter = request.app.state.rate_limiter
     bucket = bucket_for(request.method, request.url.path)
-    response.headers.update(await limiter.check(bucket, str(principal.key_id)))
+    # Sent by gateway.ratelimit.RateLimitHeaders on whatever answer follows (handlers that
+    # return a Response themselves, such as an idempotent replay, bypass dependency headers).
+    request.state.rate_limit_headers = await limiter.check(bucket, str(principal.key_id))
     return principal
 
 

@@ -27,6 +27,8 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import FixedWindowRateLimiter
 from limits.errors import StorageError
 from redis import exceptions as redis_exc
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common import metrics
 from common.errors import AppError
@@ -116,3 +118,28 @@ class RateLimiter:
                 headers={**headers, "Retry-After": str(max(reset, 1))},
             )
         return headers
+
+
+class RateLimitHeaders:
+    """ASGI middleware: adds the RateLimit-* headers that ``authenticate`` left in the
+    request state to the answer, whatever produced it (a model, a Response returned by the
+    handler, an error)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            extra = scope.get("state", {}).get("rate_limit_headers")
+            if message["type"] == "http.response.start" and extra:
+                headers = MutableHeaders(scope=message)
+                for name, value in extra.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
