@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import sessionmaker
 
 from common.settings import get_settings
+from common.validation import load_stored_json
 
 
 @lru_cache
@@ -21,6 +22,7 @@ def async_engine() -> AsyncEngine:
         pool_pre_ping=True,
         # A dead database must fail a request quickly (503), not hang it.
         connect_args={"connect_timeout": 5},
+        json_deserializer=load_stored_json,
     )
 
 
@@ -39,6 +41,7 @@ def sync_engine() -> Engine:
         max_overflow=2,
         pool_pre_ping=True,
         connect_args={"connect_timeout": 5},
+        json_deserializer=load_stored_json,
     )
 
 

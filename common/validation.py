@@ -81,6 +81,19 @@ def filter_values_within_limit(value: list[Any]) -> list[Any]:
     return value
 
 
+def _int_or_float(literal: str) -> int | float:
+    value = int(literal)
+    return value if INT64_MIN <= value <= INT64_MAX else float(value)
+
+
+def load_stored_json(text: str | bytes) -> Any:
+    """Read jsonb back as it was given. PostgreSQL prints the number 1e20 as
+    ``100000000000000000000``: an integer beyond 64 bits that orjson (exports, stored
+    answers) cannot encode. Metadata never holds such integers (see above), so one read
+    back can only have been a float, and becomes one again."""
+    return json.loads(text, parse_int=_int_or_float)
+
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128),

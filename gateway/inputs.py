@@ -4,6 +4,7 @@
   A declared ``Content-Length`` over the limit is refused at once; a body that is longer
   than declared, or chunked, is counted while it streams in, and the request is refused
   as soon as the count passes the limit. The body is never buffered here.
+- NUL characters in the path or query string: 400 (PostgreSQL cannot store them).
 - Media type: a body sent to ``/api/`` must be JSON (``application/json`` or ``+json``);
   anything else is 415, rather than a confusing 422 about a missing object.
 """
@@ -55,6 +56,12 @@ class InputLimits:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+            # PostgreSQL cannot hold a NUL in text, and no parameter of ours needs one; refusing
+            # it here covers every endpoint, including streamed ones that fail mid-answer.
+            message = "NUL characters (%00) are not allowed in the URL"
+            await reply(scope, receive, send, 400, "bad_request", message)
             return
         limit = self.limit_for(scope["path"])
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
