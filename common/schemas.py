@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from common.validation import EventText, Metadata, Name, no_nul
+from common.validation import EventText, Metadata, Name, Timestamp, no_nul
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
 StatusName = Literal["queued", "embedded", "failed", "deleted"]
@@ -36,7 +36,7 @@ class EventIn(BaseModel):
     type: Name
     text: EventText
     metadata: Metadata = Field(default_factory=dict)
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Timestamp | None = None
 
 
 class EventAccepted(BaseModel):

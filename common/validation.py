@@ -17,7 +17,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
 
 from common.settings import get_settings
 
@@ -94,6 +94,14 @@ def load_stored_json(text: str | bytes) -> Any:
     return json.loads(text, parse_int=_int_or_float)
 
 
+def rfc3339_only(value: Any) -> Any:
+    """Timestamps are RFC 3339 strings, as the OpenAPI document says; pydantic would also
+    take a number as Unix time, so that ``"occurred_at": 1e-247`` meant 1970."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-11-01T09:00:00Z")
+    return value
+
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
@@ -103,3 +111,4 @@ SafeStr = Annotated[str, AfterValidator(no_nul)]
 EventText = Annotated[str, StringConstraints(min_length=1), AfterValidator(text_within_limit)]
 Metadata = Annotated[dict[str, Any], AfterValidator(metadata_within_limits)]
 FilterValues = Annotated[list[Name], AfterValidator(filter_values_within_limit)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]

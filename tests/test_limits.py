@@ -296,3 +296,10 @@ def test_large_floats_in_metadata_survive_storage_and_export(client: httpx.Clien
     assert exported.status_code == 200
     rows = [json.loads(line) for line in exported.text.splitlines()]
     assert any(r["id"] == created.json()["id"] and r["metadata"] == metadata for r in rows)
+
+
+@pytest.mark.parametrize("value", [0, 1767225600, -2.4e-247, True])
+def test_occurred_at_must_be_an_rfc3339_string(client: httpx.Client, value: object) -> None:
+    body = event_body(occurred_at=value)
+    error = assert_error(raw_post(client, json.dumps(body).encode()), 422)
+    assert "occurred_at" in error["message"]
