@@ -222,3 +222,24 @@ def test_batch_outcomes_are_counted(client: httpx.Client) -> None:
             before, "eventsearch_events_total", outcome=outcome
         )
         assert delta == n, outcome
+
+
+def test_a_retried_task_keeps_the_request_id(
+    client: httpx.Client, worker: processes.Worker, stub: StubServer
+) -> None:
+    request_id = uuid.uuid4().hex
+    stub.behaviour.fail_status, stub.behaviour.fail_times = 503, 1
+    accepted = post(client, event_body(), request_id)
+    assert accepted.status_code == 202
+    wait_for(lambda: status_of(client, accepted.json()["id"])["status"] == "embedded", 60)
+
+    def task_lines() -> list[dict]:
+        return [
+            entry
+            for entry in json_lines(worker.output())
+            if entry.get("event") == "task" and request_id in entry.get("request_ids", [])
+        ]
+
+    # The first run re-published the event; the second run's message carried the same id.
+    wait_for(lambda: len(task_lines()) >= 2, 10, "two task lines")
+    assert status_of(client, accepted.json()["id"])["attempts"] >= 1
