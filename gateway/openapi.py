@@ -33,8 +33,45 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "idempotency-key": "posting-2026-11-01-0001",
     "x-idempotency-key": "posting-2026-11-01-0001",
 }
-BODY_EXAMPLES: dict[str, Any] = {
+EXAMPLE_TIME = "2026-11-01T09:00:02.418Z"
+HIT = {
+    "id": EXAMPLE_ID,
+    "score": 0.83,
+    "text": "Senior data engineer, Nairobi",
+    "source": "jobboard",
+    "type": "job.posted",
+    "metadata": {"company": "Safaricom"},
+    "occurred_at": "2026-11-01T09:00:00Z",
+}
+# Examples of request and response models, used where the model itself gives none.
+SCHEMA_EXAMPLES: dict[str, Any] = {
     "SearchRequest": {"query": "data engineering jobs in Kenya", "top_k": 5},
+    "EventAccepted": {"id": EXAMPLE_ID, "status": "queued", "created_at": EXAMPLE_TIME},
+    "EventOut": {
+        **{k: v for k, v in HIT.items() if k != "score"},
+        "status": "embedded",
+        "attempts": 1,
+        "error": None,
+        "model": "nomic-embed-text",
+        "embedded_at": "2026-11-01T09:00:03.102Z",
+        "created_at": EXAMPLE_TIME,
+    },
+    "SearchResponse": {
+        "results": [HIT],
+        "model": "nomic-embed-text",
+        "mode": "dense",
+        "took_ms": 12.4,
+    },
+    "BatchResult": {
+        "accepted": 1,
+        "duplicate": 1,
+        "rejected": 0,
+        "results": [
+            {"index": 0, "status": "accepted", "id": EXAMPLE_ID, "idempotency_key": "posting-1"},
+            {"index": 1, "status": "duplicate", "id": EXAMPLE_ID, "idempotency_key": "posting-1"},
+        ],
+    },
+    "Health": {"status": "ok", "database": "ok", "redis": "ok", "embedder": "ok"},
 }
 ERRORS: dict[str, str] = {
     "400": "bad request: missing or invalid header, unparsable body",
@@ -127,7 +164,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(error_schema.pop("$defs", {}))
     schemas["ErrorResponse"] = error_schema
-    for name, example in BODY_EXAMPLES.items():
+    for name, example in SCHEMA_EXAMPLES.items():
         if name in schemas and "examples" not in schemas[name]:
             schemas[name]["examples"] = [example]
     components["securitySchemes"] = {

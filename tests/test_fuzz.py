@@ -109,3 +109,22 @@ def test_every_api_operation_documents_the_error_shape(gateway: processes.Gatewa
             for code in ("401", "422", "429", "503"):
                 content = operation["responses"][code]["content"]["application/json"]
                 assert content["schema"]["$ref"].endswith("/ErrorResponse"), (method, path, code)
+
+
+def test_every_json_answer_has_an_example(gateway: processes.Gateway) -> None:
+    document = httpx.get(f"{gateway.url}/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    missing = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for code, answer in operation["responses"].items():
+                for media_type, content in answer.get("content", {}).items():
+                    if "json" not in media_type:
+                        continue
+                    name = content.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+                    found = {"example", "examples"} & (
+                        content.keys() | schemas.get(name, {}).keys()
+                    )
+                    if not found:
+                        missing.append(f"{method} {path} {code}")
+    assert not missing, missing
