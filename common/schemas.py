@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from common.validation import EventText, Metadata, Name, Timestamp, no_nul
+from common.validation import EventText, FilterValues, Metadata, Name, Timestamp, no_nul
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
 StatusName = Literal["queued", "embedded", "failed", "deleted"]
@@ -116,11 +116,12 @@ class SearchFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: list[Name] | None = Field(None, max_length=100, description="any of these sources")
-    type: list[Name] | None = Field(None, max_length=100, description="any of these types")
-    occurred_after: AwareDatetime | None = Field(None, description="occurred_at >= this")
-    occurred_before: AwareDatetime | None = Field(None, description="occurred_at < this")
-    metadata: dict[str, Any] | None = Field(
+    # Each list at most MAX_FILTER_VALUES; metadata within the same limits as an event's.
+    source: FilterValues | None = Field(None, description="any of these sources")
+    type: FilterValues | None = Field(None, description="any of these types")
+    occurred_after: Timestamp | None = Field(None, description="occurred_at >= this")
+    occurred_before: Timestamp | None = Field(None, description="occurred_at < this")
+    metadata: Metadata | None = Field(
         None, description="JSON containment: the event's metadata includes all of this"
     )
 

@@ -30,6 +30,9 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "source": "jobboard",
     "type": "job.posted",
     "status": "embedded",
+    "occurred_after": "2026-11-01T00:00:00Z",
+    "occurred_before": "2026-12-01T00:00:00Z",
+    "metadata": '{"company": "Safaricom"}',
     "idempotency-key": "posting-2026-11-01-0001",
     "x-idempotency-key": "posting-2026-11-01-0001",
 }
