@@ -70,6 +70,12 @@ def stack_env(
         "RETRY_BACKOFF_S": "0.2",
         "RETRY_BACKOFF_MAX_S": "1",
         "AUTH_CACHE_TTL_S": "1",
+        # The session's keys serve hundreds of tests within a minute; the rate-limit tests
+        # run gateways of their own with tiny limits.
+        "RATE_LIMIT_SEARCH": "100000/minute",
+        "RATE_LIMIT_INGEST": "100000/minute",
+        "RATE_LIMIT_READ": "100000/minute",
+        "RATE_LIMIT_ADMIN": "100000/minute",
         "TMPDIR": str(tmp_root),
     }
     os.environ.update(env)
