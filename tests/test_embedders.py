@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -101,3 +101,14 @@ def test_retry_after_is_capped(stub: StubServer) -> None:
 
 def test_stub_vectors_are_unit_length() -> None:
     assert math.isclose(sum(x * x for x in embed_text("a b c", DIM)), 1.0)
+
+
+def test_zero_vector_is_permanent() -> None:
+    class Zero(Embedder):
+        name = "zero"
+
+        def _embed(self, texts: Sequence[str]) -> list[list[float]]:
+            return [[0.0] * DIM for _ in texts]
+
+    with pytest.raises(PermanentEmbedError, match="zero vector"):
+        Zero("m", DIM).embed(["x"])

@@ -139,3 +139,12 @@ def test_repeated_query_is_embedded_once(client: httpx.Client, stub: StubServer)
         response = client.get("/api/v1/search", params={"q": query, "mode": "dense"})
         assert response.status_code == 200
     assert stub.behaviour.seen[query] == 1
+
+
+def test_query_the_embedder_refuses_is_422_not_503(client: httpx.Client) -> None:
+    """A permanent embedder refusal (here: over the context length) cannot be retried."""
+    from tests.stub_embedder import POISON_MARK
+
+    response = client.post("/api/v1/search", json={"query": f"x {POISON_MARK}", "mode": "dense"})
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "query_not_embeddable"

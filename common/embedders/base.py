@@ -67,6 +67,9 @@ class Embedder(ABC):
                 )
             if not all(math.isfinite(x) for x in vector):
                 raise PermanentEmbedError(f"{self.name} returned NaN or infinite values")
+            if not any(vector):
+                # Cosine distance to a zero vector is undefined (NaN scores in search).
+                raise PermanentEmbedError(f"{self.name} returned a zero vector")
         return vectors
 
     def ping(self) -> str:

@@ -37,7 +37,9 @@ async def search_get(
     embedder: EmbedderDep,
     settings: SettingsDep,
     caller: SearchKey,
-    q: Annotated[str, Query(min_length=1, max_length=10_000)],
+    # Shorter than POST's 10,000: percent-encoded, a long query would pass uvicorn's
+    # request-line limit and be refused in plain text before reaching the app.
+    q: Annotated[str, Query(min_length=1, max_length=2_000)],
     top_k: Annotated[int, Query(ge=1, le=100)] = 10,
     mode: SearchMode | None = None,
     source: Annotated[list[str] | None, Query(description="repeatable")] = None,

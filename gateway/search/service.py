@@ -9,8 +9,8 @@ from functools import lru_cache
 from cachetools import LRUCache
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.embedders import Embedder, EmbedError
-from common.errors import ServiceUnavailable
+from common.embedders import Embedder, EmbedError, PermanentEmbedError
+from common.errors import AppError, ServiceUnavailable
 from common.schemas import SearchHit, SearchRequest, SearchResponse
 from common.settings import Settings, get_settings
 from gateway.search import dense, keyword
@@ -35,6 +35,11 @@ async def embed_query(embedder: Embedder, query: str) -> list[float]:
         return cached
     try:
         [vector] = await embedder.aembed([query])
+    except PermanentEmbedError as error:
+        # Retrying cannot help (e.g. the query is over the model's context length).
+        raise AppError(
+            f"the query cannot be embedded: {error}", code="query_not_embeddable", status_code=422
+        ) from None
     except EmbedError as error:
         raise ServiceUnavailable(
             f"the embedder failed: {error}", code="embedder_unavailable"
