@@ -124,27 +124,33 @@ def measure_naive(svc: Services, sizes: Sizes) -> dict[str, float]:
     }
 
 
-def measure_encode(svc: Services, sizes: Sizes) -> dict[str, float]:
+def _encode_rate(texts: list[str]) -> float:
+    """Texts per second of a bare ``model.encode`` in this process, batches of 64."""
     from common.embedders.local import LocalEmbedder
 
-    texts = _texts(sizes.encode_texts)
     model = LocalEmbedder("all-MiniLM-L6-v2", 384)
     model.embed(["warm-up"])
     started = time.perf_counter()
     for start in range(0, len(texts), 64):
         model.embed(texts[start : start + 64])
-    encode = len(texts) / (time.perf_counter() - started)
-    del model
+    return len(texts) / (time.perf_counter() - started)
 
+
+def measure_encode(svc: Services, sizes: Sizes) -> dict[str, float]:
+    texts = _texts(sizes.encode_texts)
     db_url, key = svc.database("bench_local")
     env = svc.env("bench_local", 4, EMBEDDER="local", EMBED_BATCH_SIZE="64")
     env.pop("EMBED_MODEL")
+    # The bare encode runs before and after the pipeline and keeps its best: a noisy
+    # machine then cannot flatter the pipeline's side of the ratio.
+    encode = _encode_rate(texts)
     worker = svc.worker(env, "bench-worker-local", concurrency=1)
     gateway = svc.gateway(env, "bench-gateway-local")
     _pipeline_rate(svc, gateway.url, key, db_url, ["warm the worker's model"], "warm-up")
     pipeline = _pipeline_rate(svc, gateway.url, key, db_url, texts, "pipeline (local model)")
     svc.stop(gateway)
     svc.stop(worker)
+    encode = max(encode, _encode_rate(texts))
     return {
         "encode_texts_per_s": round(encode, 1),
         "e2e_local_events_per_s": round(pipeline, 1),
