@@ -20,8 +20,17 @@ def async_engine() -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=True,
-        # A dead database must fail a request quickly (503), not hang it.
-        connect_args={"connect_timeout": 5},
+        connect_args={
+            # A dead database must fail a request quickly (503), not hang it.
+            "connect_timeout": 5,
+            # Search's HNSW settings as session defaults, so a search spends no round trip
+            # on SET LOCAL (dense.configure_scan only raises ef_search for a larger top_k).
+            "options": (
+                f"-c hnsw.ef_search={settings.hnsw_ef_search}"
+                " -c hnsw.iterative_scan=relaxed_order"
+                f" -c hnsw.max_scan_tuples={settings.hnsw_max_scan_tuples}"
+            ),
+        },
         json_deserializer=load_stored_json,
     )
 

@@ -20,18 +20,14 @@ from gateway.search.candidates import COLUMNS, Candidate, from_row
 
 
 async def configure_scan(session: AsyncSession, settings: Settings, limit: int) -> None:
-    """HNSW settings for this transaction only (``set_config(..., true)`` = ``SET LOCAL``)."""
+    """The gateway's connections start with ``hnsw.ef_search``, ``hnsw.iterative_scan`` and
+    ``hnsw.max_scan_tuples`` set (common/db.py); ef_search bounds the candidate list of one
+    scan step and must be >= the limit, so a larger limit raises it for this transaction
+    only (``set_config(..., true)`` = ``SET LOCAL``)."""
+    if limit <= settings.hnsw_ef_search:
+        return
     await session.execute(
-        text(
-            "SELECT set_config('hnsw.ef_search', :ef, true),"
-            " set_config('hnsw.iterative_scan', 'relaxed_order', true),"
-            " set_config('hnsw.max_scan_tuples', :max_tuples, true)"
-        ),
-        # ef_search bounds the candidate list of one scan step; it must be >= the limit.
-        {
-            "ef": str(max(settings.hnsw_ef_search, limit)),
-            "max_tuples": str(settings.hnsw_max_scan_tuples),
-        },
+        text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(limit)}
     )
 
 
