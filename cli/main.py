@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from cli.dead_letters import app as dead_letters
 from cli.eval import evaluate
 from cli.reembed import reembed
 from cli.send import send as send_command
@@ -102,6 +103,7 @@ def keys_revoke(key_id: str) -> None:
 
 
 app.command("send")(send_command)
+app.add_typer(dead_letters, name="dead-letters")
 
 
 def main() -> None:

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     retry_backoff_max_s: float = Field(300.0, gt=0)
     worker_concurrency: int = Field(2, ge=1, le=64)
 
+    # Reliability (workers). A batch running longer than TASK_TIME_LIMIT_S is stopped; its
+    # events are retried. An event still queued SWEEP_AFTER_S after its last hand-off is
+    # published again by the sweeper (a message lost by the broker is not an event lost).
+    task_time_limit_s: float = Field(300.0, gt=1, description="hard limit of one batch")
+    broker_visibility_timeout_s: int = Field(3600, ge=10)
+    sweep_interval_s: float = Field(5.0, gt=0, le=3600)
+    sweep_after_s: float = Field(600.0, gt=0)
+
     # Ingest.
     idempotency_required: bool = True
     idempotency_ttl_s: int = Field(24 * 3600, ge=60)
@@ -186,6 +194,17 @@ class Settings(BaseSettings):
                 "FLOWER_PASSWORD is a placeholder or shorter than 8 characters; "
                 f"set a real one (ENVIRONMENT={self.environment})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _reliability_order(self) -> Settings:
+        # An unacked message is handed to another worker after the visibility timeout, and
+        # the sweeper re-publishes a queued event after SWEEP_AFTER_S: both must wait longer
+        # than a batch may run, or a batch still running would be started a second time.
+        if self.broker_visibility_timeout_s <= self.task_time_limit_s:
+            raise ValueError("BROKER_VISIBILITY_TIMEOUT_S must exceed TASK_TIME_LIMIT_S")
+        if self.sweep_after_s <= self.task_time_limit_s:
+            raise ValueError("SWEEP_AFTER_S must exceed TASK_TIME_LIMIT_S")
         return self
 
     @property

@@ -16,7 +16,18 @@ from common.db import async_engine
 from common.dimension import check_or_exit
 from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
-from gateway import batch, errors, events, export, health, observability, openapi, search
+from gateway import (
+    batch,
+    dead_letters,
+    deletion,
+    errors,
+    events,
+    export,
+    health,
+    observability,
+    openapi,
+    search,
+)
 from gateway.inputs import InputLimits
 from gateway.observability import RequestObserver
 from gateway.ratelimit import RateLimiter, RateLimitHeaders
@@ -86,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     openapi.install(app)
     app.include_router(batch.router)  # before events: /batch is not an event id
     app.include_router(events.router)
+    app.include_router(deletion.router)
+    app.include_router(dead_letters.router)
     app.include_router(search.router)
     app.include_router(export.router)
     app.include_router(health.router)

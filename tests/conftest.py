@@ -76,6 +76,11 @@ def stack_env(
         "RATE_LIMIT_INGEST": "100000/minute",
         "RATE_LIMIT_READ": "100000/minute",
         "RATE_LIMIT_ADMIN": "100000/minute",
+        # Reliability timings scaled down so that retries and sweeps happen within a test.
+        "TASK_TIME_LIMIT_S": "20",
+        "SWEEP_AFTER_S": "30",
+        "SWEEP_INTERVAL_S": "0.3",
+        "BROKER_VISIBILITY_TIMEOUT_S": "60",
         "TMPDIR": str(tmp_root),
     }
     os.environ.update(env)

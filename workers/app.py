@@ -20,3 +20,6 @@ app.config_from_object("workers.celeryconfig")
 # Registers the tasks; imported after `app` exists because the task module decorates with it.
 import workers.embed  # noqa: E402
 import workers.reembed  # noqa: E402,F401
+from workers.sweeper import Sweeper  # noqa: E402
+
+app.steps["worker"].add(Sweeper)

@@ -2,9 +2,17 @@
 :func:`embed_events` in batches of up to ``EMBED_BATCH_SIZE`` (or whatever arrived within
 ``EMBED_BATCH_WAIT_MS``), and one embedder call serves the whole batch.
 
-Failures: a transient one (timeout, 429, 5xx, connection) re-publishes the events with
-exponential backoff and full jitter (honouring ``Retry-After``) until ``EMBED_MAX_ATTEMPTS``;
-a permanent one splits the batch to isolate the bad input and fails only that event.
+Outcomes, per event:
+- embedded: the vector is stored (only if the event is still ``queued``: exactly-once effect);
+- transient failure (timeout, connection error, 429, 5xx, the batch's soft time limit): the
+  error is kept and the event becomes due again after a full-jitter exponential backoff,
+  never sooner than the embedder's ``Retry-After`` (capped); the sweeper publishes it then.
+  After ``EMBED_MAX_ATTEMPTS`` it is dead-lettered with its last error;
+- permanent failure (400/404, NaN or infinite values, wrong dimension): the batch is split in
+  halves until the bad input is alone, and that event alone is dead-lettered at once.
+
+The database being down is no event's fault: no attempt is lost, the batch's messages go
+back to the broker after a short pause (see :class:`ReliableBatches`).
 """
 
 from __future__ import annotations
@@ -12,23 +20,32 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Collection, Sequence
 from typing import Any
 
+from billiard.einfo import ExceptionInfo
+from billiard.exceptions import WorkerLostError
+from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown
 from celery_batches import Batches, SimpleRequest
+from celery_batches.trace import apply_batches_task
+from sqlalchemy import exc as sa_exc
 
-from common import metrics
+from common.db import sync_engine
 from common.embedders import Embedder, PermanentEmbedError, TransientEmbedError, build_embedder
 from common.queue import TASK_EMBED
 from common.settings import get_settings
 from workers import store
 from workers.app import app
-from workers.observability import observed
 
 log = logging.getLogger("eventsearch.worker")
 _settings = get_settings()
 _embedder: Embedder | None = None
+
+REQUEUE = "requeue"  # the batch's result when its messages must go back to the broker
+DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
+DB_PAUSE_MAX_S = 5.0
 
 
 def embedder() -> Embedder:
@@ -41,6 +58,9 @@ def embedder() -> Embedder:
 
 @worker_process_init.connect
 def _warm_up(**_: Any) -> None:
+    # A child forked after the parent used the database (the sweeper runs there) must not
+    # share the parent's pooled connections.
+    sync_engine().dispose(close=False)
     # Loading the local model takes seconds, more than Celery allows a child to start, so it
     # loads in a thread of the child; the first batch waits for it (the embedder's lock).
     if _settings.embedder == "local":
@@ -59,7 +79,7 @@ def backoff(attempt: int, retry_after: float | None) -> float:
         _settings.retry_backoff_max_s, _settings.retry_backoff_s * 2 ** max(attempt - 1, 0)
     )
     delay = random.uniform(0, ceiling)
-    return max(delay, retry_after or 0.0)
+    return max(delay, min(retry_after or 0.0, _settings.retry_backoff_max_s))
 
 
 def process(events: Sequence[store.Pending]) -> None:
@@ -75,8 +95,7 @@ def process(events: Sequence[store.Pending]) -> None:
     except PermanentEmbedError as error:
         if len(events) == 1:
             log.warning("event %s failed permanently: %s", events[0].id, error)
-            metrics.DEAD_LETTERS.inc()
-            store.record_failure(events, str(error), final=True)
+            store.dead_letter(events, str(error))
             return
         middle = len(events) // 2
         process(events[:middle])
@@ -86,35 +105,85 @@ def process(events: Sequence[store.Pending]) -> None:
 
 
 def retry(events: Sequence[store.Pending], error: str, retry_after: float | None) -> None:
-    exhausted = [e for e in events if e.attempts + 1 >= _settings.embed_max_attempts]
-    again = [e for e in events if e.attempts + 1 < _settings.embed_max_attempts]
+    """Schedule the events' next attempt, or dead-letter those out of attempts."""
+    limit = _settings.embed_max_attempts
+    exhausted = [e for e in events if e.attempts >= limit]
+    again = [e for e in events if e.attempts < limit]
     if exhausted:
-        store.record_failure(
-            exhausted, f"gave up after {_settings.embed_max_attempts} attempts: {error}", final=True
-        )
+        store.dead_letter(exhausted, f"gave up after {limit} attempts: {error}")
     if again:
-        store.record_failure(again, error, final=False)
-        for event in again:
-            embed_events.apply_async(
-                args=[str(event.id)], countdown=backoff(event.attempts + 1, retry_after)
-            )
+        store.schedule_retry(again, error, [backoff(e.attempts, retry_after) for e in again])
     log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
-    metrics.RETRIES.inc(len(again))
-    metrics.DEAD_LETTERS.inc(len(exhausted))
+
+
+def run_batch(ids: Sequence[str]) -> str | None:
+    """One batch, start to end; returns :data:`REQUEUE` when the database was unreachable."""
+    events: list[store.Pending] = []
+    try:
+        events = store.claim(ids, _settings.sweep_after_s)
+        # A batch that never finished (its worker was killed) may have used the last attempt.
+        spent = [e for e in events if e.attempts > _settings.embed_max_attempts]
+        if spent:
+            last = spent[0].error or "the worker was lost during the batch"
+            store.dead_letter(
+                spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
+            )
+        process([e for e in events if e.attempts <= _settings.embed_max_attempts])
+    except DB_ERRORS as error:
+        # Retrying at once would spin while the database restarts: pause (jittered), then
+        # hand the messages back. The attempt claimed (if any) stays counted.
+        log.warning("database unavailable, batch of %d goes back to the queue: %r", len(ids), error)
+        time.sleep(random.uniform(0.5, min(DB_PAUSE_MAX_S, _settings.retry_backoff_max_s)))
+        return REQUEUE
+    except SoftTimeLimitExceeded:
+        log.warning("batch of %d over its time limit; retrying its events", len(events))
+        try:
+            retry(events, "the batch exceeded its time limit", None)
+        except DB_ERRORS:
+            return REQUEUE
+    return None
+
+
+class ReliableBatches(Batches):
+    """celery-batches acks a late-acked batch only when the pool job returns a result; a child
+    killed mid-batch or a hard time limit would leave its messages unacked in this worker
+    until the broker's visibility timeout. Here: a lost child gives the messages back at once
+    (what ``task_reject_on_worker_lost`` does for ordinary tasks); a hard time limit acks
+    them (the events stay queued with an attempt counted, and the sweeper brings them back,
+    so a batch that always hangs ends in the dead-letter table, not in a loop); a batch
+    whose result is :data:`REQUEUE` gives them back too."""
+
+    def flush(self, requests: Collection[Any]) -> Any:
+        batch = ([SimpleRequest.from_request(r) for r in requests],)
+
+        def on_return(result: object) -> None:
+            for request in requests:
+                if result == REQUEUE:
+                    request.reject(requeue=True)
+                else:
+                    request.acknowledge()
+
+        def on_error(info: ExceptionInfo) -> None:
+            lost = isinstance(getattr(info, "exception", None), WorkerLostError)
+            log.warning("batch of %d ended abnormally: %r", len(requests), info)
+            for request in requests:
+                if lost:
+                    request.reject(requeue=True)
+                else:
+                    request.acknowledge()
+
+        return self._pool.apply_async(
+            apply_batches_task, (self, batch, 0, None), callback=on_return, error_callback=on_error
+        )
 
 
 @app.task(
-    base=Batches,
+    base=ReliableBatches,
     name=TASK_EMBED,
     flush_every=_settings.embed_batch_size,
     flush_interval=max(_settings.embed_batch_wait_ms, 1) / 1000,
     acks_late=True,
 )
-@observed(TASK_EMBED)
-def embed_events(requests: list[SimpleRequest]) -> None:
-    """Embed every queued event named by the buffered messages (a message names one event,
-    or a chunk of a batch POST), ``EMBED_BATCH_SIZE`` events an embedder call."""
-    ids = [str(event_id) for r in requests for event_id in r.args]
-    size = _settings.embed_batch_size
-    for start in range(0, len(ids), size):
-        process(store.load_queued(ids[start : start + size]))
+def embed_events(requests: list[SimpleRequest]) -> str | None:
+    """Embed every queued event named by the buffered messages, in one batch."""
+    return run_batch([str(r.args[0]) for r in requests if r.args])

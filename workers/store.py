@@ -1,5 +1,10 @@
 """The worker's database side. Each function opens and releases its own connection, so no
-connection is held while the embedder works."""
+connection is held while the embedder works.
+
+Every write is conditional on the event still being ``queued``: a second run of the same
+batch (a redelivered message, a sweeper's duplicate) changes nothing, and a deleted event
+stays deleted whatever an old task for it does later.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, text, update
 
 from common.db import sync_sessions
 from common.models import Event, EventStatus
@@ -17,25 +22,34 @@ from common.models import Event, EventStatus
 class Pending:
     id: uuid.UUID
     text: str
-    attempts: int
+    attempts: int  # including the one under way
+    error: str | None = None  # the previous attempt's, if any
 
 
-def load_queued(ids: Sequence[str]) -> list[Pending]:
-    """The events among ``ids`` still waiting; embedded, failed or deleted ones are skipped,
-    which is what makes a redelivered message harmless."""
+def claim(ids: Sequence[str], lease_s: float) -> list[Pending]:
+    """Count an attempt for the events among ``ids`` still queued and return them.
+
+    The attempt is counted *before* the embedder is called, so that a batch that kills its
+    worker every time (a poison pill) still runs out of attempts. ``due_at`` moves to
+    ``lease_s`` ahead: if this worker dies, the sweeper publishes the events again then."""
     uids = [uuid.UUID(i) for i in dict.fromkeys(ids)]
-    with sync_sessions()() as session:
+    if not uids:
+        return []
+    with sync_sessions()() as session, session.begin():
         rows = session.execute(
-            select(Event.id, Event.text, Event.attempts).where(
-                Event.id.in_(uids), Event.status == EventStatus.queued
-            )
+            text(
+                "UPDATE events SET attempts = attempts + 1, updated_at = now(),"
+                " due_at = now() + make_interval(secs => :lease)"
+                " WHERE id = ANY(:ids) AND status = 'queued'"
+                " RETURNING id, text, attempts, error"
+            ),
+            {"ids": uids, "lease": lease_s},
         ).all()
-    return [Pending(r.id, r.text, r.attempts) for r in rows]
+    return [Pending(r.id, r.text, r.attempts, r.error) for r in rows]
 
 
 def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], model: str) -> int:
-    """Store the vectors in one executemany; only rows still ``queued`` change, so a deleted
-    event stays deleted and a second run of the same batch writes nothing."""
+    """Store the vectors in one executemany; returns how many rows changed."""
     with sync_sessions()() as session, session.begin():
         result = session.connection().execute(
             update(Event)
@@ -44,8 +58,8 @@ def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], mode
                 embedding=bindparam("b_embedding", type_=Event.embedding.type),
                 model=model,
                 status=EventStatus.embedded,
-                attempts=Event.attempts + 1,
                 error=None,
+                due_at=None,
                 embedded_at=func.now(),
                 updated_at=func.now(),
             ),
@@ -54,18 +68,65 @@ def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], mode
         return result.rowcount
 
 
-def record_failure(events: Sequence[Pending], error: str, final: bool) -> None:
-    """Count an attempt and keep its error; ``final`` marks the events ``failed``."""
-    values: dict[str, object] = {
-        "attempts": Event.attempts + 1,
-        "error": error[:2000],
-        "updated_at": func.now(),
-    }
-    if final:
-        values["status"] = EventStatus.failed
+def schedule_retry(events: Sequence[Pending], error: str, delays: Sequence[float]) -> None:
+    """Keep the error and make each event due again after its delay; the sweeper publishes it
+    then (no ETA message sits in a worker's memory, where a restart would lose it)."""
+    with sync_sessions()() as session, session.begin():
+        session.connection().execute(
+            text(
+                "UPDATE events SET error = :error, updated_at = now(),"
+                " due_at = now() + make_interval(secs => :delay)"
+                " WHERE id = :id AND status = 'queued'"
+            ),
+            [
+                {"id": e.id, "error": error[:2000], "delay": d}
+                for e, d in zip(events, delays, strict=True)
+            ],
+        )
+
+
+def dead_letter(events: Sequence[Pending], error: str) -> int:
+    """Mark the events ``failed`` and write their dead letters, in one statement: the letter
+    exists exactly when the status changed (a second run finds nothing queued)."""
+    with sync_sessions()() as session, session.begin():
+        result = session.execute(
+            text(
+                "WITH failed AS ("
+                " UPDATE events SET status = 'failed', error = :error, due_at = NULL,"
+                " updated_at = now()"
+                " WHERE id = ANY(:ids) AND status = 'queued'"
+                " RETURNING id, tenant, attempts)"
+                " INSERT INTO dead_letters (id, event_id, tenant, error, attempts)"
+                " SELECT gen_random_uuid(), id, tenant, :error, attempts FROM failed"
+            ),
+            {"ids": [e.id for e in events], "error": error[:2000]},
+        )
+        return result.rowcount
+
+
+def claim_due(sweep_after_s: float, limit: int) -> list[str]:
+    """Queued events whose retry is due or whose message is presumed lost; their ``due_at``
+    moves ``sweep_after_s`` ahead. The claim is one atomic UPDATE (SKIP LOCKED), so several
+    sweepers never hand out the same event twice in one round."""
+    with sync_sessions()() as session, session.begin():
+        rows = session.execute(
+            text(
+                "UPDATE events SET due_at = now() + make_interval(secs => :after)"
+                " WHERE id IN ("
+                "  SELECT id FROM events WHERE status = 'queued'"
+                "  AND coalesce(due_at, created_at + make_interval(secs => :after)) <= now()"
+                "  ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
+                " RETURNING id"
+            ),
+            {"after": sweep_after_s, "limit": limit},
+        ).all()
+    return [str(r.id) for r in rows]
+
+
+def make_due_now(ids: Sequence[str]) -> None:
+    """Undo a sweeper's claim whose publishing failed: try again at the next round."""
     with sync_sessions()() as session, session.begin():
         session.execute(
-            update(Event)
-            .where(Event.id.in_([e.id for e in events]), Event.status == EventStatus.queued)
-            .values(**values)
+            text("UPDATE events SET due_at = now() WHERE id = ANY(:ids) AND status = 'queued'"),
+            {"ids": [uuid.UUID(i) for i in ids]},
         )

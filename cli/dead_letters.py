@@ -1,0 +1,79 @@
+"""``eventsearch dead-letters list|replay``: the dead-letter table from the command line."""
+
+from __future__ import annotations
+
+import uuid
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Dead letters: list, replay.")
+
+
+@app.command("list")
+def list_letters(
+    tenant: str | None = typer.Option(None, help="only this tenant's dead letters"),
+    limit: int = typer.Option(100, min=1, help="at most this many, newest first"),
+) -> None:
+    """List the dead letters not yet replayed: id, event, attempts, error."""
+    from sqlalchemy import select
+
+    from common.db import sync_sessions
+    from common.models import DeadLetter
+    from common.settings import load_or_exit
+
+    load_or_exit()
+    query = select(DeadLetter).where(DeadLetter.replayed_at.is_(None))
+    if tenant:
+        query = query.where(DeadLetter.tenant == tenant)
+    query = query.order_by(DeadLetter.created_at.desc()).limit(limit)
+    with sync_sessions()() as session:
+        for letter in session.scalars(query):
+            typer.echo(
+                f"{letter.id}  event={letter.event_id}  tenant={letter.tenant}  "
+                f"attempts={letter.attempts}  {letter.created_at:%Y-%m-%d %H:%M:%S}  "
+                f"{letter.error}"
+            )
+
+
+@app.command("replay")
+def replay(
+    letter_id: str | None = typer.Argument(None, help="the dead letter to replay"),
+    all_: bool = typer.Option(False, "--all", help="replay every dead letter (of --tenant)"),
+    tenant: str | None = typer.Option(None, help="with --all: only this tenant's"),
+) -> None:
+    """Queue the dead-lettered events again (attempts reset) and publish them."""
+    from sqlalchemy import select, text
+
+    from common.db import sync_sessions
+    from common.dead_letters import MARK_REPLAYED, REQUEUE_EVENTS
+    from common.models import DeadLetter
+    from common.queue import enqueue_embed
+    from common.settings import load_or_exit
+
+    load_or_exit()
+    if (letter_id is None) == (not all_):
+        typer.echo("eventsearch: give a dead-letter id, or --all", err=True)
+        raise typer.Exit(2)
+    query = select(DeadLetter.id, DeadLetter.event_id).where(DeadLetter.replayed_at.is_(None))
+    if letter_id is not None:
+        try:
+            query = query.where(DeadLetter.id == uuid.UUID(letter_id))
+        except ValueError:
+            typer.echo(f"eventsearch: no dead letter {letter_id}", err=True)
+            raise typer.Exit(1) from None
+    elif tenant:
+        query = query.where(DeadLetter.tenant == tenant)
+    with sync_sessions()() as session, session.begin():
+        letters = session.execute(query.with_for_update(skip_locked=True)).all()
+        if letters:
+            session.execute(text(MARK_REPLAYED), {"ids": [row.id for row in letters]})
+            queued = session.execute(text(REQUEUE_EVENTS), {"ids": [r.event_id for r in letters]})
+            event_ids = [str(row.id) for row in queued]
+        else:
+            event_ids = []
+    if letter_id is not None and not letters:
+        typer.echo(f"eventsearch: no dead letter {letter_id}", err=True)
+        raise typer.Exit(1)
+    if event_ids:
+        enqueue_embed(event_ids)
+    typer.echo(f"replayed {len(event_ids)} events")

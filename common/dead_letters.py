@@ -1,0 +1,14 @@
+"""The SQL of replaying dead letters, shared by the gateway (async) and the CLI (sync).
+
+Replaying marks the letters replayed (they stay as history) and puts their events back to
+``queued`` with the attempts reset; only a still-``failed`` event is queued again, so a
+deleted one stays deleted. The caller commits, then publishes the returned event ids.
+"""
+
+from __future__ import annotations
+
+MARK_REPLAYED = "UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(:ids)"
+REQUEUE_EVENTS = (
+    "UPDATE events SET status = 'queued', attempts = 0, error = NULL, due_at = NULL,"
+    " updated_at = now() WHERE id = ANY(:ids) AND status = 'failed' RETURNING id"
+)

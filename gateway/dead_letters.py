@@ -1,0 +1,158 @@
+"""``/api/v1/dead-letters`` (scope ``admin``): list the caller's tenant's dead letters, replay
+one, replay all. Replaying puts the event back to ``queued`` with its attempts reset, marks
+the letter replayed (kept as history) and publishes the event again.
+
+The database change is committed before publishing; if publishing fails the answer is still
+202, because the event is durably queued and the sweeper publishes it within
+``SWEEP_AFTER_S`` (answering 503 would invite a retry that finds no dead letter to replay).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from asgi_correlation_id import correlation_id
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+from sqlalchemy import and_, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.dead_letters import MARK_REPLAYED, REQUEUE_EVENTS
+from common.errors import AppError, NotFound
+from common.models import DeadLetter, Event
+from common.queue import enqueue_embed
+from gateway.auth import AdminKey
+from gateway.deps import SessionDep
+
+log = logging.getLogger("eventsearch.gateway")
+router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
+
+
+class DeadLetterOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    error: str
+    attempts: int
+    created_at: datetime
+    source: str
+    type: str
+
+
+class DeadLetterPage(BaseModel):
+    dead_letters: list[DeadLetterOut]
+    next_cursor: str | None
+
+
+class Replayed(BaseModel):
+    replayed: int
+    event_ids: list[uuid.UUID]
+
+
+def encode_cursor(created_at: datetime, letter_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{letter_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position after which the next page starts; a mangled cursor is the client's 400."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, letter_id = raw.split("|")
+        return datetime.fromisoformat(stamp), uuid.UUID(letter_id)
+    except ValueError:
+        raise AppError("the cursor is not one this API gave", code="invalid_cursor") from None
+
+
+@router.get("", response_model=DeadLetterPage)
+async def list_dead_letters(
+    session: SessionDep,
+    caller: AdminKey,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> DeadLetterPage:
+    """Dead letters not yet replayed, newest first, ``limit`` per page."""
+    query = (
+        select(DeadLetter, Event.source, Event.type)
+        .join(Event, Event.id == DeadLetter.event_id)
+        .where(DeadLetter.tenant == caller.tenant, DeadLetter.replayed_at.is_(None))
+        .order_by(DeadLetter.created_at.desc(), DeadLetter.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        after = decode_cursor(cursor)
+        query = query.where(tuple_(DeadLetter.created_at, DeadLetter.id) < after)
+    rows = (await session.execute(query)).all()
+    page = [
+        DeadLetterOut(
+            id=row.DeadLetter.id,
+            event_id=row.DeadLetter.event_id,
+            error=row.DeadLetter.error,
+            attempts=row.DeadLetter.attempts,
+            created_at=row.DeadLetter.created_at,
+            source=row.source,
+            type=row.type,
+        )
+        for row in rows[:limit]
+    ]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+    return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
+
+
+async def replay(session: AsyncSession, tenant: str, letter_id: uuid.UUID | None) -> Replayed:
+    """Replay one letter (``letter_id``) or all of the tenant's; commits, then publishes."""
+    match = and_(DeadLetter.tenant == tenant, DeadLetter.replayed_at.is_(None))
+    if letter_id is not None:
+        match = and_(match, DeadLetter.id == letter_id)
+    letters = (
+        await session.execute(
+            select(DeadLetter.id, DeadLetter.event_id)
+            .where(match)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if letter_id is not None and not letters:
+        raise NotFound(f"no dead letter {letter_id}")
+    event_ids = [row.event_id for row in letters]
+    if letters:
+        await session.execute(
+            text(MARK_REPLAYED),
+            {"ids": [row.id for row in letters]},
+        )
+        queued = await session.execute(text(REQUEUE_EVENTS), {"ids": event_ids})
+        event_ids = [row.id for row in queued]
+    await session.commit()
+    if event_ids:
+        try:
+            await asyncio.to_thread(
+                enqueue_embed, [str(i) for i in event_ids], correlation_id.get()
+            )
+        except Exception as error:  # the sweeper publishes them (see the module docstring)
+            log.warning("replayed events not published now, the sweeper will: %r", error)
+    return Replayed(replayed=len(event_ids), event_ids=event_ids)
+
+
+@router.post("/replay", status_code=202, response_model=Replayed)
+async def replay_all(session: SessionDep, caller: AdminKey) -> Replayed:
+    """Replay every dead letter of the caller's tenant."""
+    return await replay(session, caller.tenant, None)
+
+
+@router.post(
+    "/{letter_id}/replay",
+    status_code=202,
+    response_model=Replayed,
+    responses={404: {"description": "no such dead letter for this tenant"}},
+)
+async def replay_one(letter_id: str, session: SessionDep, caller: AdminKey) -> Replayed:
+    """Replay one dead letter. Another tenant's, or one already replayed, is 404."""
+    try:
+        uid = uuid.UUID(letter_id)
+    except ValueError:
+        raise NotFound(f"no dead letter {letter_id!r}") from None
+    return await replay(session, caller.tenant, uid)

@@ -1,0 +1,83 @@
+"""The sweeper: publishes queued events whose retry is due, or whose message is presumed lost.
+
+Choice: a thread in each worker's main process (a Celery bootstep), not Celery beat. Beat is
+one more process to deploy and must run exactly once (``worker --beat`` is refused with
+several workers), whereas this runs wherever a worker runs and needs no leader: each round
+claims its events with one atomic ``UPDATE ... FOR UPDATE SKIP LOCKED`` that moves their
+``due_at`` ahead, so two sweepers never publish the same event in the same round, and a
+message published twice anyway is harmless (the task only touches ``queued`` rows). It does
+not run in the pool children, so a worker with N children still sweeps once.
+
+Two kinds of events come due: retries (the task set ``due_at`` = now + backoff; publishing
+them from here means no ETA message waits in a worker's memory, where a kill would lose it
+until the visibility timeout) and hand-offs gone astray (the gateway commits the row, then
+publishes; a message lost by the broker, or held by a worker that died, leaves the event
+queued past ``SWEEP_AFTER_S``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import bootsteps
+
+from common.queue import QUEUE_EMBED, TASK_EMBED
+from common.settings import get_settings
+from workers import store
+
+log = logging.getLogger("eventsearch.sweeper")
+BATCH = 1000  # events per round; a larger backlog drains over several rounds
+
+
+def sweep_once(app: Any) -> int:
+    """One round: claim what is due and publish it; returns how many events were published."""
+    settings = get_settings()
+    ids = store.claim_due(settings.sweep_after_s, BATCH)
+    if not ids:
+        return 0
+    try:
+        with app.producer_or_acquire() as publisher:
+            for event_id in ids:
+                app.send_task(
+                    TASK_EMBED, args=[event_id], queue=QUEUE_EMBED, producer=publisher, retry=False
+                )
+    except Exception:
+        store.make_due_now(ids)  # try again next round rather than after SWEEP_AFTER_S
+        raise
+    return len(ids)
+
+
+class Sweeper(bootsteps.StartStopStep):
+    """Runs :func:`sweep_once` every ``SWEEP_INTERVAL_S`` in a daemon thread of the worker."""
+
+    # Started after the pool has forked its children, so no child inherits this thread's state.
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, parent: Any) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, args=(parent.app,), name="eventsearch-sweeper", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, parent: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _loop(self, app: Any) -> None:
+        interval = get_settings().sweep_interval_s
+        while not self._stop.wait(interval):
+            try:
+                published = sweep_once(app)
+            except Exception as error:  # a store is down: say so, try again next round
+                log.warning("sweep failed: %r", error)
+                continue
+            if published:
+                log.info("sweeper published %d queued events", published)
