@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import random
 import re
 import threading
 import time
@@ -21,6 +22,7 @@ from typing import Any
 
 NAN_MARK = "NAN!"  # an input containing this gets NaN values
 POISON_MARK = "POISON!"  # a batch containing this is refused with 400 (like an over-long input)
+CHAOS = ("429", "500", "hang", "slow")
 
 
 def embed_text(text: str, dim: int) -> list[float]:
@@ -50,6 +52,11 @@ class Behaviour:
     hang_times: int = 0  # calls that never answer in time (sleep ``hang_s``)
     hang_s: float = 30.0
     wrong_dim: bool = False
+    # Chaos: this share of calls fails at random (seeded): 429 + Retry-After, 500, a hang
+    # past the client's timeout, or a slow but good answer, in equal parts.
+    failure_rate: float = 0.0
+    rng: random.Random = field(default_factory=lambda: random.Random(5))
+    failures: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     inputs: int = 0
     batch_sizes: list[int] = field(default_factory=list)
@@ -61,6 +68,7 @@ class Behaviour:
             self.delay_s = self.per_input_delay_s = 0.0
             self.fail_status, self.fail_times, self.retry_after = 503, 0, None
             self.hang_times, self.wrong_dim = 0, False
+            self.failure_rate, self.failures = 0.0, {}
             self.calls = self.inputs = 0
             self.batch_sizes = []
             self.seen = Counter()
@@ -117,7 +125,16 @@ class _Handler(BaseHTTPRequestHandler):
             b.hang_times -= int(hang)
             fail = b.fail_times > 0
             b.fail_times -= int(fail)
-        time.sleep(b.delay_s + b.per_input_delay_s * len(texts) + (b.hang_s if hang else 0))
+            chaos = b.rng.choice(CHAOS) if b.rng.random() < b.failure_rate else None
+            if chaos:
+                b.failures[chaos] = b.failures.get(chaos, 0) + 1
+        delay = b.delay_s + b.per_input_delay_s * len(texts) + (b.hang_s if hang else 0)
+        delay += {"hang": b.hang_s, "slow": 0.5}.get(chaos or "", 0.0)
+        time.sleep(delay)
+        if chaos in ("429", "500"):
+            headers = {"Retry-After": "1"} if chaos == "429" else {}
+            self._send(int(chaos), {"error": f"stub chaos {chaos}"}, headers)
+            return
         if fail:
             headers = {"Retry-After": b.retry_after} if b.retry_after else {}
             self._send(b.fail_status, {"error": f"stub failure {b.fail_status}"}, headers)
