@@ -12,7 +12,9 @@ from sqlalchemy.engine import Engine
 from common.queue import enqueue_embed
 
 
-def insert_queued(db: Engine, texts: Sequence[str], tenant: str = "t1", age_s: float = 0) -> list[str]:
+def insert_queued(
+    db: Engine, texts: Sequence[str], tenant: str = "t1", age_s: float = 0
+) -> list[str]:
     """Rows as the gateway commits them (status queued), ``age_s`` old; nothing published."""
     ids = [str(uuid.uuid4()) for _ in texts]
     with db.begin() as conn:
