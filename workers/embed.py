@@ -164,8 +164,10 @@ class ReliableBatches(Batches):
                     request.acknowledge()
 
         def on_error(info: ExceptionInfo) -> None:
-            lost = isinstance(getattr(info, "exception", None), WorkerLostError)
-            log.warning("batch of %d ended abnormally: %r", len(requests), info)
+            kind = getattr(info, "type", None)
+            lost = isinstance(kind, type) and issubclass(kind, WorkerLostError)
+            name = kind.__name__ if isinstance(kind, type) else repr(info)
+            log.warning("batch of %d ended abnormally (%s)", len(requests), name)
             for request in requests:
                 if lost:
                     request.reject(requeue=True)

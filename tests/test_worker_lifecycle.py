@@ -1,0 +1,145 @@
+"""A worker stopped (SIGTERM), killed (SIGKILL) or losing a pool child mid-batch loses no
+event. These tests run on a PostgreSQL and a Redis of their own, so that the session's worker
+and its sweeper cannot do the recovery for them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from celery import Celery
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine
+
+from common.migrate import upgrade_head
+from common.queue import QUEUE_EMBED, TASK_EMBED
+from stack.ports import free_port
+from stack.postgres import EmbeddedPostgres
+from stack.redis import EmbeddedRedis
+from tests import processes
+from tests.conftest import wait_for
+from tests.reliability_helpers import insert_queued, row
+from tests.stub_embedder import StubServer
+
+
+@pytest.fixture(scope="module")
+def own_stack(
+    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], Engine, Path]]:
+    root = tmp_path_factory.mktemp("lifecycle")
+    pg = EmbeddedPostgres(root / "postgres", free_port())
+    redis = EmbeddedRedis(root / "redis", free_port())
+    pg.start()
+    redis.start()
+    url = pg.url.replace("postgresql://", "postgresql+psycopg://")
+    upgrade_head(url)
+    engine = create_engine(url)
+    env = {**stack_env, "DATABASE_URL": pg.url, "REDIS_URL": redis.url}
+    yield env, engine, root
+    engine.dispose()
+    redis.stop()
+    pg.stop()
+
+
+def start_worker(env: dict[str, str], logdir: Path, name: str, **settings: str) -> processes.Proc:
+    proc = processes.worker({**env, **settings}, logdir, name, concurrency=1).start()
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited:\n{proc.output()[-2000:]}")
+        return " ready." in proc.output()
+
+    wait_for(ready, 60, f"{name} ready")
+    return proc
+
+
+def publish(env: dict[str, str], ids: list[str]) -> None:
+    app = Celery("test-publisher", broker=env["REDIS_URL"])
+    with app.producer_or_acquire() as producer:
+        for event_id in ids:
+            app.send_task(TASK_EMBED, args=[event_id], queue=QUEUE_EMBED, producer=producer)
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def all_embedded(db: Engine, ids: list[str]) -> bool:
+    return all(row(db, i)["status"] == "embedded" for i in ids)
+
+
+def test_sigterm_finishes_the_current_batch(
+    own_stack: tuple[dict[str, str], Engine, Path], stub: StubServer
+) -> None:
+    env, db, logdir = own_stack
+    worker = start_worker(env, logdir, f"term-{uuid.uuid4().hex[:6]}")
+    stub.behaviour.delay_s = 3.0
+    ids = insert_queued(db, [f"in flight at shutdown {uuid.uuid4().hex}" for _ in range(5)])
+    publish(env, ids)
+    wait_for(lambda: stub.behaviour.calls >= 1, what="the batch at the embedder")
+    assert worker.process is not None
+    worker.process.send_signal(signal.SIGTERM)  # to the main process only, as Docker does
+    assert worker.process.wait(60) == 0
+    # Warm shutdown: the batch under way was finished and stored before the worker exited.
+    assert all_embedded(db, ids)
+    assert "Warm shutdown" in worker.output() or "warm shutdown" in worker.output().lower()
+
+
+def test_killed_worker_batch_is_embedded_after_restart(
+    own_stack: tuple[dict[str, str], Engine, Path], stub: StubServer
+) -> None:
+    env, db, logdir = own_stack
+    fast = {"TASK_TIME_LIMIT_S": "4", "SWEEP_AFTER_S": "6", "BROKER_VISIBILITY_TIMEOUT_S": "10"}
+    worker = start_worker(env, logdir, f"kill-{uuid.uuid4().hex[:6]}", **fast)
+    stub.behaviour.delay_s = 3.0
+    ids = insert_queued(db, [f"in flight at kill {uuid.uuid4().hex}" for _ in range(5)])
+    publish(env, ids)
+    wait_for(lambda: stub.behaviour.calls >= 1, what="the batch at the embedder")
+    worker.stop(signal.SIGKILL)  # the whole process group: nothing gets to ack or give back
+    stub.behaviour.delay_s = 0.0
+    assert not any(row(db, i)["status"] == "embedded" for i in ids)
+
+    restarted = start_worker(env, logdir, f"restarted-{uuid.uuid4().hex[:6]}", **fast)
+    try:
+        wait_for(lambda: all_embedded(db, ids), 60, "embedded after the restart")
+        assert all(int(row(db, i)["attempts"]) >= 2 for i in ids)  # the lost attempt counted
+        with db.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM dead_letters")).scalar_one() == 0
+    finally:
+        restarted.stop()
+
+
+def test_lost_pool_child_gives_its_batch_back_at_once(
+    own_stack: tuple[dict[str, str], Engine, Path], stub: StubServer
+) -> None:
+    env, db, logdir = own_stack
+    # Sweeper and visibility timeout far away: only the immediate requeue can recover in time.
+    slow = {"SWEEP_AFTER_S": "600", "BROKER_VISIBILITY_TIMEOUT_S": "900"}
+    worker = start_worker(env, logdir, f"child-{uuid.uuid4().hex[:6]}", **slow)
+    try:
+        stub.behaviour.delay_s = 3.0
+        ids = insert_queued(db, [f"child lost {uuid.uuid4().hex}" for _ in range(5)])
+        publish(env, ids)
+        wait_for(lambda: stub.behaviour.calls >= 1, what="the batch at the embedder")
+        assert worker.process is not None
+        for child in children(worker.process.pid):
+            os.kill(child, signal.SIGKILL)
+        stub.behaviour.delay_s = 0.0
+        wait_for(lambda: all_embedded(db, ids), 60, "embedded by a new child")
+        assert worker.alive()
+        assert "WorkerLostError" in worker.output()
+    finally:
+        worker.stop()
