@@ -29,8 +29,10 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench $(if $(QUICK),--quick)
 
+# 10,000 events through worker kills, a Redis kill and a PostgreSQL restart (a few minutes).
 chaos: $(STAMP)
-	@echo "make chaos arrives with the reliability work"
+	rm -rf .chaos-tmp && mkdir -p .chaos-tmp
+	TMPDIR=$(CURDIR)/.chaos-tmp $(BIN)/python -m tests.chaos.run --events 10000 --rate 100 --dir .chaos-tmp
 
 clean:
-	rm -rf $(VENV) .eventsearch .test-tmp .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .eventsearch .test-tmp .chaos-tmp .pytest_cache .mypy_cache .ruff_cache

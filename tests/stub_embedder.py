@@ -58,6 +58,7 @@ class Behaviour:
     rng: random.Random = field(default_factory=lambda: random.Random(5))
     failures: dict[str, int] = field(default_factory=dict)
     calls: int = 0
+    in_flight: int = 0  # calls being answered right now
     inputs: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)  # how often each text was embedded
@@ -128,6 +129,17 @@ class _Handler(BaseHTTPRequestHandler):
             chaos = b.rng.choice(CHAOS) if b.rng.random() < b.failure_rate else None
             if chaos:
                 b.failures[chaos] = b.failures.get(chaos, 0) + 1
+            b.in_flight += 1
+        try:
+            self._answer(request, texts, hang, fail, chaos)
+        finally:
+            with b.lock:
+                b.in_flight -= 1
+
+    def _answer(
+        self, request: dict[str, Any], texts: list[str], hang: bool, fail: bool, chaos: str | None
+    ) -> None:
+        b = self.server.behaviour
         delay = b.delay_s + b.per_input_delay_s * len(texts) + (b.hang_s if hang else 0)
         delay += {"hang": b.hang_s, "slow": 0.5}.get(chaos or "", 0.0)
         time.sleep(delay)
