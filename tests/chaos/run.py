@@ -122,11 +122,9 @@ class Chaos:
             wait_until(lambda: self.stub.behaviour.in_flight > 0, 10, "a batch in flight")
         except TimeoutError:
             self.note("no batch at the embedder within 10 s; killing anyway")
-        old = self.workers[index]
+        old, in_flight = self.workers[index], self.stub.behaviour.in_flight
         old.stop(signal.SIGKILL)
-        self.note(
-            f"SIGKILLed {old.name} (in flight at the embedder: {self.stub.behaviour.in_flight})"
-        )
+        self.note(f"SIGKILLed {old.name} (calls at the embedder just before: {in_flight})")
         self.workers[index] = self._worker(f"{'ab'[index]}{len(self.actions)}")
         self.note(f"restarted {self.workers[index].name}")
 
