@@ -201,8 +201,9 @@ class Settings(BaseSettings):
         # An unacked message is handed to another worker after the visibility timeout, and
         # the sweeper re-publishes a queued event after SWEEP_AFTER_S: both must wait longer
         # than a batch may run, or a batch still running would be started a second time.
-        if self.broker_visibility_timeout_s <= self.task_time_limit_s:
-            raise ValueError("BROKER_VISIBILITY_TIMEOUT_S must exceed TASK_TIME_LIMIT_S")
+        if self.broker_visibility_timeout_s <= 2 * self.task_time_limit_s:
+            # A message may wait for the batch in front of it, then run in its own.
+            raise ValueError("BROKER_VISIBILITY_TIMEOUT_S must exceed twice TASK_TIME_LIMIT_S")
         if self.sweep_after_s <= self.task_time_limit_s:
             raise ValueError("SWEEP_AFTER_S must exceed TASK_TIME_LIMIT_S")
         return self

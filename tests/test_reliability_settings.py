@@ -12,11 +12,19 @@ from tests.test_settings import BASE, start
     ("env", "name"),
     [
         (
-            {"TASK_TIME_LIMIT_S": "100", "BROKER_VISIBILITY_TIMEOUT_S": "60"},
-            "BROKER_VISIBILITY_TIMEOUT_S must exceed TASK_TIME_LIMIT_S",
+            {
+                "TASK_TIME_LIMIT_S": "100",
+                "BROKER_VISIBILITY_TIMEOUT_S": "150",
+                "SWEEP_AFTER_S": "600",
+            },
+            "BROKER_VISIBILITY_TIMEOUT_S must exceed twice TASK_TIME_LIMIT_S",
         ),
         (
-            {"TASK_TIME_LIMIT_S": "100", "SWEEP_AFTER_S": "100"},
+            {
+                "TASK_TIME_LIMIT_S": "100",
+                "SWEEP_AFTER_S": "100",
+                "BROKER_VISIBILITY_TIMEOUT_S": "3600",
+            },
             "SWEEP_AFTER_S must exceed TASK_TIME_LIMIT_S",
         ),
         ({"SWEEP_INTERVAL_S": "0"}, "SWEEP_INTERVAL_S"),
@@ -25,6 +33,7 @@ from tests.test_settings import BASE, start
 def test_visibility_timeout_and_sweep_delay_shorter_than_a_batch_are_refused_at_start(
     module: str, env: dict[str, str], name: str
 ) -> None:
+    # Every timing is given: the test session's own environment holds scaled-down ones.
     result = start(module, **BASE, **env)
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()

@@ -13,8 +13,8 @@ broker_connection_retry = True  # and reconnect (forever) when it restarts later
 broker_connection_max_retries = None
 # Redis does not know "in progress": a message taken but not acked sits in the unacked set
 # and is given to another worker after visibility_timeout. It must exceed the longest time a
-# message may wait unacked in a live worker: its turn in the prefetch window plus one batch
-# (capped by task_time_limit; the settings refuse a timeout shorter than that). The restore
+# message may wait unacked in a live worker: one batch in front of it in the prefetch window
+# plus its own (each capped by task_time_limit; the settings refuse a shorter timeout). The restore
 # sweep runs every second, so a killed worker's messages come back within seconds of the
 # timeout, not minutes; the sweeper (workers/sweeper.py) usually brings them back sooner.
 broker_transport_options = {
@@ -38,9 +38,11 @@ task_reject_on_worker_lost = True
 task_acks_on_failure_or_timeout = True  # a failed batch is retried through the database
 
 # "Prefetch 1", counted in batches: the batch task buffers messages in the consumer until a
-# batch is full (celery-batches), so the window holds exactly one batch per pool process;
-# any less and batches never fill, any more and a worker hoards messages others could take.
-worker_prefetch_multiplier = _settings.embed_batch_size
+# batch is full (celery-batches), so the window must hold a batch per pool process, or
+# batches never fill. It holds two: the one running and the next one filling, or each batch
+# would wait for the previous one's ack before its messages are even fetched (measured:
+# half the throughput). Any more and a worker hoards messages others could take.
+worker_prefetch_multiplier = 2 * _settings.embed_batch_size
 worker_concurrency = _settings.worker_concurrency
 
 # Time limits of one batch. The soft one raises inside the task, which schedules a retry of

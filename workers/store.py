@@ -104,10 +104,14 @@ def dead_letter(events: Sequence[Pending], error: str) -> int:
         return result.rowcount
 
 
-def claim_due(sweep_after_s: float, limit: int) -> list[str]:
+def claim_due(sweep_after_s: float, limit: int, unclaimed: bool) -> list[str]:
     """Queued events whose retry is due or whose message is presumed lost; their ``due_at``
     moves ``sweep_after_s`` ahead. The claim is one atomic UPDATE (SKIP LOCKED), so several
-    sweepers never hand out the same event twice in one round."""
+    sweepers never hand out the same event twice in one round.
+
+    ``unclaimed``: include events no worker has taken yet (``due_at`` NULL). The sweeper
+    leaves them out while the broker queue still holds messages, where theirs most likely
+    wait; a backlog older than ``sweep_after_s`` would otherwise be published twice."""
     with sync_sessions()() as session, session.begin():
         rows = session.execute(
             text(
@@ -115,10 +119,11 @@ def claim_due(sweep_after_s: float, limit: int) -> list[str]:
                 " WHERE id IN ("
                 "  SELECT id FROM events WHERE status = 'queued'"
                 "  AND coalesce(due_at, created_at + make_interval(secs => :after)) <= now()"
+                "  AND (due_at IS NOT NULL OR :unclaimed)"
                 "  ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
                 " RETURNING id"
             ),
-            {"after": sweep_after_s, "limit": limit},
+            {"after": sweep_after_s, "limit": limit, "unclaimed": unclaimed},
         ).all()
     return [str(r.id) for r in rows]
 

@@ -12,7 +12,8 @@ Two kinds of events come due: retries (the task set ``due_at`` = now + backoff; 
 them from here means no ETA message waits in a worker's memory, where a kill would lose it
 until the visibility timeout) and hand-offs gone astray (the gateway commits the row, then
 publishes; a message lost by the broker, or held by a worker that died, leaves the event
-queued past ``SWEEP_AFTER_S``).
+queued past ``SWEEP_AFTER_S``). Events no worker has taken yet are only swept when the
+broker queue is empty: during a backlog their messages are most likely still waiting in it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 from typing import Any
 
 from celery import bootsteps
+from redis import Redis
 
 from common.queue import QUEUE_EMBED, TASK_EMBED
 from common.settings import get_settings
@@ -31,10 +33,12 @@ log = logging.getLogger("eventsearch.sweeper")
 BATCH = 1000  # events per round; a larger backlog drains over several rounds
 
 
-def sweep_once(app: Any) -> int:
+def sweep_once(app: Any, broker: Redis) -> int:
     """One round: claim what is due and publish it; returns how many events were published."""
     settings = get_settings()
-    ids = store.claim_due(settings.sweep_after_s, BATCH)
+    # Kombu keeps a queue as a Redis list named after it: its length is the backlog.
+    backlog = int(broker.llen(QUEUE_EMBED))
+    ids = store.claim_due(settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
     if not ids:
         return 0
     try:
@@ -72,10 +76,11 @@ class Sweeper(bootsteps.StartStopStep):
             self._thread.join(timeout=10)
 
     def _loop(self, app: Any) -> None:
-        interval = get_settings().sweep_interval_s
-        while not self._stop.wait(interval):
+        settings = get_settings()
+        broker = Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+        while not self._stop.wait(settings.sweep_interval_s):
             try:
-                published = sweep_once(app)
+                published = sweep_once(app, broker)
             except Exception as error:  # a store is down: say so, try again next round
                 log.warning("sweep failed: %r", error)
                 continue
