@@ -143,3 +143,26 @@ def test_lost_pool_child_gives_its_batch_back_at_once(
         assert "WorkerLostError" in worker.output()
     finally:
         worker.stop()
+
+
+def test_batch_over_its_time_limit_is_retried(
+    own_stack: tuple[dict[str, str], Engine, Path], stub: StubServer
+) -> None:
+    env, db, logdir = own_stack
+    # Soft limit 2.4 s, long before the embedder's own timeout: only the limit can stop it.
+    limits = {
+        "TASK_TIME_LIMIT_S": "3",
+        "EMBED_TIMEOUT_S": "30",
+        "SWEEP_AFTER_S": "10",
+        "BROKER_VISIBILITY_TIMEOUT_S": "10",
+    }
+    worker = start_worker(env, logdir, f"limit-{uuid.uuid4().hex[:6]}", **limits)
+    try:
+        stub.behaviour.hang_times, stub.behaviour.hang_s = 1, 6.0
+        ids = insert_queued(db, [f"stuck at the embedder {uuid.uuid4().hex}"])
+        publish(env, ids)
+        wait_for(lambda: all_embedded(db, ids), 60, "embedded on the retry")
+        assert row(db, ids[0])["attempts"] == 2
+        assert "over its time limit" in worker.output()
+    finally:
+        worker.stop()

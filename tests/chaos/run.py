@@ -152,8 +152,12 @@ class Chaos:
         self.pg.stop()
 
 
+def say_now(line: str) -> None:
+    print(line, flush=True)  # progress shows as it happens, even through a pipe
+
+
 def run(
-    n: int, root: Path, rate: float, seed: int = 5, say: Callable[[str], None] = print
+    n: int, root: Path, rate: float, seed: int = 5, say: Callable[[str], None] = say_now
 ) -> Verdict:
     """One chaos run of ``n`` events sent at ``rate`` per second; returns the verdict."""
     root.mkdir(parents=True, exist_ok=True)
