@@ -1,6 +1,7 @@
-"""The embed task: messages carry one event id each; celery-batches hands them to
-:func:`embed_events` in batches of up to ``EMBED_BATCH_SIZE`` (or whatever arrived within
-``EMBED_BATCH_WAIT_MS``), and one embedder call serves the whole batch.
+"""The embed task: a message names one event (a single POST) or up to ``EMBED_BATCH_SIZE``
+(a batch POST, the sweeper); celery-batches buffers them and :class:`ReliableBatches` hands
+them to :func:`embed_events` in groups of up to ``EMBED_BATCH_SIZE`` events (or whatever
+arrived within ``EMBED_BATCH_WAIT_MS``); one embedder call serves a group.
 
 Outcomes, per event:
 - embedded: the vector is stored (only if the event is still ``queued``: exactly-once effect);
@@ -117,7 +118,19 @@ def retry(events: Sequence[store.Pending], error: str, retry_after: float | None
 
 
 def run_batch(ids: Sequence[str]) -> str | None:
-    """One batch, start to end; returns :data:`REQUEUE` when the database was unreachable."""
+    """One group of messages, start to end, an embedder call per ``EMBED_BATCH_SIZE`` events;
+    returns :data:`REQUEUE` when the database was unreachable."""
+    size = _settings.embed_batch_size
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), size):
+        if run_chunk(unique[start : start + size]) == REQUEUE:
+            # Chunks already stored are skipped when the messages come back.
+            return REQUEUE
+    return None
+
+
+def run_chunk(ids: Sequence[str]) -> str | None:
+    """Claim (an attempt counted), embed and store up to one batch of events."""
     events: list[store.Pending] = []
     try:
         events = store.claim(ids, _settings.sweep_after_s)
@@ -144,6 +157,22 @@ def run_batch(ids: Sequence[str]) -> str | None:
     return None
 
 
+def groups(requests: Collection[Any], size: int) -> list[list[Any]]:
+    """Consecutive requests holding up to ``size`` event ids together (a message naming more
+    is a group of its own), so that one pool job is about one embedder call and the time
+    limits of a job keep their meaning."""
+    out: list[list[Any]] = []
+    count = 0
+    for request in requests:
+        n = max(len(request.args or ()), 1)
+        if not out or count + n > size:
+            out.append([])
+            count = 0
+        out[-1].append(request)
+        count += n
+    return out
+
+
 class ReliableBatches(Batches):
     """celery-batches acks a late-acked batch only when the pool job returns a result; a child
     killed mid-batch or a hard time limit would leave its messages unacked in this worker
@@ -154,6 +183,10 @@ class ReliableBatches(Batches):
     whose result is :data:`REQUEUE` gives them back too."""
 
     def flush(self, requests: Collection[Any]) -> Any:
+        for group in groups(requests, _settings.embed_batch_size):
+            self._apply(group)
+
+    def _apply(self, requests: list[Any]) -> Any:
         batch = ([SimpleRequest.from_request(r) for r in requests],)
 
         def on_return(result: object) -> None:
@@ -187,5 +220,5 @@ class ReliableBatches(Batches):
     acks_late=True,
 )
 def embed_events(requests: list[SimpleRequest]) -> str | None:
-    """Embed every queued event named by the buffered messages, in one batch."""
-    return run_batch([str(r.args[0]) for r in requests if r.args])
+    """Embed every queued event named by a group of buffered messages."""
+    return run_batch([str(event_id) for r in requests for event_id in r.args])

@@ -25,7 +25,7 @@ from typing import Any
 from celery import bootsteps
 from redis import Redis
 
-from common.queue import QUEUE_EMBED, TASK_EMBED
+from common.queue import QUEUE_EMBED, enqueue_embed
 from common.settings import get_settings
 from workers import store
 
@@ -33,7 +33,7 @@ log = logging.getLogger("eventsearch.sweeper")
 BATCH = 1000  # events per round; a larger backlog drains over several rounds
 
 
-def sweep_once(app: Any, broker: Redis) -> int:
+def sweep_once(broker: Redis) -> int:
     """One round: claim what is due and publish it; returns how many events were published."""
     settings = get_settings()
     # Kombu keeps a queue as a Redis list named after it: its length is the backlog.
@@ -42,11 +42,9 @@ def sweep_once(app: Any, broker: Redis) -> int:
     if not ids:
         return 0
     try:
-        with app.producer_or_acquire() as publisher:
-            for event_id in ids:
-                app.send_task(
-                    TASK_EMBED, args=[event_id], queue=QUEUE_EMBED, producer=publisher, retry=False
-                )
+        # A worker batch of ids a message, like the batch endpoint, on the shared producer
+        # (which fails fast when Redis is down rather than retrying inside this round).
+        enqueue_embed(ids, chunk=settings.embed_batch_size)
     except Exception:
         store.make_due_now(ids)  # try again next round rather than after SWEEP_AFTER_S
         raise
@@ -65,9 +63,7 @@ class Sweeper(bootsteps.StartStopStep):
         self._thread: threading.Thread | None = None
 
     def start(self, parent: Any) -> None:
-        self._thread = threading.Thread(
-            target=self._loop, args=(parent.app,), name="eventsearch-sweeper", daemon=True
-        )
+        self._thread = threading.Thread(target=self._loop, name="eventsearch-sweeper", daemon=True)
         self._thread.start()
 
     def stop(self, parent: Any) -> None:
@@ -75,12 +71,12 @@ class Sweeper(bootsteps.StartStopStep):
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def _loop(self, app: Any) -> None:
+    def _loop(self) -> None:
         settings = get_settings()
         broker = Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
         while not self._stop.wait(settings.sweep_interval_s):
             try:
-                published = sweep_once(app, broker)
+                published = sweep_once(broker)
             except Exception as error:  # a store is down: say so, try again next round
                 log.warning("sweep failed: %r", error)
                 continue
