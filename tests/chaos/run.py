@@ -77,6 +77,7 @@ class Chaos:
         self.workers: list[processes.Proc] = []
         self.gateway: processes.Gateway | None = None
         self.db: Engine | None = None
+        self._saved_environ: dict[str, str] | None = None
 
     def start(self) -> tuple[str, Engine]:
         self.pg.start()
@@ -91,10 +92,11 @@ class Chaos:
             "OLLAMA_URL": self.stub.url,
             "TMPDIR": str(self.root),
         }
+        # The migrations read the settings of this process: point them here for the run, and
+        # put everything back in stop() (inside pytest, later tests use the session's stack).
+        self._saved_environ = dict(os.environ)
         os.environ.update({k: v for k, v in self.env.items() if k in ENV or k.endswith("_URL")})
-        from common.settings import get_settings
-
-        get_settings.cache_clear()
+        _forget_settings()
         upgrade_head(url)
         self.db = create_engine(url, pool_pre_ping=True)
         tenant = f"chaos-{uuid.uuid4().hex[:6]}"
@@ -150,6 +152,18 @@ class Chaos:
             self.db.dispose()
         self.redis.stop()
         self.pg.stop()
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            _forget_settings()
+
+
+def _forget_settings() -> None:
+    from common.queue import producer
+    from common.settings import get_settings
+
+    get_settings.cache_clear()
+    producer.cache_clear()
 
 
 def say_now(line: str) -> None:
