@@ -50,7 +50,7 @@ def replay(
     from common.queue import enqueue_embed
     from common.settings import load_or_exit
 
-    load_or_exit()
+    settings = load_or_exit()
     if (letter_id is None) == (not all_):
         typer.echo("eventsearch: give a dead-letter id, or --all", err=True)
         raise typer.Exit(2)
@@ -67,7 +67,10 @@ def replay(
         letters = session.execute(query.with_for_update(skip_locked=True)).all()
         if letters:
             session.execute(text(MARK_REPLAYED), {"ids": [row.id for row in letters]})
-            queued = session.execute(text(REQUEUE_EVENTS), {"ids": [r.event_id for r in letters]})
+            queued = session.execute(
+                text(REQUEUE_EVENTS),
+                {"ids": [r.event_id for r in letters], "after": settings.sweep_after_s},
+            )
             event_ids = [str(row.id) for row in queued]
         else:
             event_ids = []

@@ -8,7 +8,10 @@ deleted one stays deleted. The caller commits, then publishes the returned event
 from __future__ import annotations
 
 MARK_REPLAYED = "UPDATE dead_letters SET replayed_at = now() WHERE id = ANY(:ids)"
+# due_at: the sweeper's deadline for this new hand-off (NULL would mean created_at + the
+# delay, long past for an old event, and the sweeper would publish it a second time).
 REQUEUE_EVENTS = (
-    "UPDATE events SET status = 'queued', attempts = 0, error = NULL, due_at = NULL,"
-    " updated_at = now() WHERE id = ANY(:ids) AND status = 'failed' RETURNING id"
+    "UPDATE events SET status = 'queued', attempts = 0, error = NULL, updated_at = now(),"
+    " due_at = now() + make_interval(secs => :after)"
+    " WHERE id = ANY(:ids) AND status = 'failed' RETURNING id"
 )

@@ -26,6 +26,7 @@ from common.dead_letters import MARK_REPLAYED, REQUEUE_EVENTS
 from common.errors import AppError, NotFound
 from common.models import DeadLetter, Event
 from common.queue import enqueue_embed
+from common.settings import get_settings
 from gateway.auth import AdminKey
 from gateway.deps import SessionDep
 
@@ -124,7 +125,9 @@ async def replay(session: AsyncSession, tenant: str, letter_id: uuid.UUID | None
             text(MARK_REPLAYED),
             {"ids": [row.id for row in letters]},
         )
-        queued = await session.execute(text(REQUEUE_EVENTS), {"ids": event_ids})
+        queued = await session.execute(
+            text(REQUEUE_EVENTS), {"ids": event_ids, "after": get_settings().sweep_after_s}
+        )
         event_ids = [row.id for row in queued]
     await session.commit()
     if event_ids:
