@@ -59,6 +59,10 @@ class Behaviour:
     failures: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     in_flight: int = 0  # calls being answered right now
+    # Calls holding a text with this marker: a test's own calls, told apart from those of
+    # other workers that share this stub.
+    watch: str | None = None
+    watched_calls: int = 0
     inputs: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)  # how often each text was embedded
@@ -70,6 +74,7 @@ class Behaviour:
             self.fail_status, self.fail_times, self.retry_after = 503, 0, None
             self.hang_times, self.wrong_dim = 0, False
             self.failure_rate, self.failures = 0.0, {}
+            self.watch, self.watched_calls = None, 0
             self.calls = self.inputs = 0
             self.batch_sizes = []
             self.seen = Counter()
@@ -122,9 +127,13 @@ class _Handler(BaseHTTPRequestHandler):
             b.inputs += len(texts)
             b.seen.update(texts)
             b.batch_sizes.append(len(texts))
-            hang = b.hang_times > 0
+            watched = b.watch is not None and any(b.watch in str(t) for t in texts)
+            b.watched_calls += int(watched)
+            # With a watch set, the scripted hangs and failures are for the watched calls only.
+            mine = b.watch is None or watched
+            hang = b.hang_times > 0 and mine
             b.hang_times -= int(hang)
-            fail = b.fail_times > 0
+            fail = b.fail_times > 0 and mine
             b.fail_times -= int(fail)
             chaos = b.rng.choice(CHAOS) if b.rng.random() < b.failure_rate else None
             if chaos:

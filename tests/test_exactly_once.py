@@ -24,6 +24,7 @@ def ingest(client: httpx.Client, text_: str | None = None) -> str:
 
 def run_batch_here(ids: list[str]) -> None:
     """The worker's batch code, run in this process against the same database and stub."""
+    import workers.app  # noqa: F401 (first, as a worker does: the task modules import it)
     from workers.embed import run_batch
 
     assert run_batch(ids) is None
@@ -105,3 +106,5 @@ def test_recent_queued_event_is_left_to_its_message(
     [old] = insert_queued(db, [f"old {uuid.uuid4().hex}"], age_s=3600)
     wait_for(lambda: row(db, old)["status"] == "embedded", what="the old one swept")
     assert row(db, young)["status"] == "queued" and row(db, young)["attempts"] == 0
+    # Gone before the sweeper's time comes, so no later test meets it at the embedder.
+    assert client.delete(f"/api/v1/events/{young}").status_code == 204

@@ -16,7 +16,11 @@ from tests.stub_embedder import NAN_MARK, POISON_MARK, StubServer
 MAX_ATTEMPTS = 5  # the default of EMBED_MAX_ATTEMPTS, which the test session keeps
 
 
-def ingest(client: httpx.Client, text_: str | None = None) -> str:
+def ingest(client: httpx.Client, text_: str | None = None, stub: StubServer | None = None) -> str:
+    """Post an event; with ``stub``, its scripted failures are for this event's calls only."""
+    if stub is not None:
+        stub.behaviour.watch = uuid.uuid4().hex
+        text_ = f"{text_ or 'event'} {stub.behaviour.watch}"
     response = client.post(
         "/api/v1/events", json=event_body(text_), headers={"Idempotency-Key": new_key()}
     )
@@ -36,7 +40,7 @@ def test_transient_failures_are_retried_and_attempts_are_visible(
     client: httpx.Client, worker: Proc, stub: StubServer
 ) -> None:
     stub.behaviour.fail_status, stub.behaviour.fail_times = 503, 2
-    event_id = ingest(client)
+    event_id = ingest(client, stub=stub)
     status = settled(client, event_id)
     assert status["status"] == "embedded"
     assert status["attempts"] == 3
@@ -46,7 +50,7 @@ def test_transient_failures_are_retried_and_attempts_are_visible(
 def test_retry_after_is_honoured(client: httpx.Client, worker: Proc, stub: StubServer) -> None:
     b = stub.behaviour
     b.fail_status, b.fail_times, b.retry_after = 429, 1, "1"
-    event_id = ingest(client)
+    event_id = ingest(client, stub=stub)
     status = settled(client, event_id)
     assert status["status"] == "embedded" and status["attempts"] == 2
     waited = _seconds(status["embedded_at"]) - _seconds(status["created_at"])
@@ -57,7 +61,7 @@ def test_retry_after_is_honoured(client: httpx.Client, worker: Proc, stub: StubS
 def test_retry_after_is_capped(client: httpx.Client, worker: Proc, stub: StubServer) -> None:
     b = stub.behaviour
     b.fail_status, b.fail_times, b.retry_after = 503, 1, "3600"
-    event_id = ingest(client)
+    event_id = ingest(client, stub=stub)
     status = settled(client, event_id)  # within wait_for's 60 s: capped at RETRY_BACKOFF_MAX_S
     assert status["status"] == "embedded" and status["attempts"] == 2
     waited = _seconds(status["embedded_at"]) - _seconds(status["created_at"])
@@ -66,7 +70,7 @@ def test_retry_after_is_capped(client: httpx.Client, worker: Proc, stub: StubSer
 
 def test_a_timeout_is_transient(client: httpx.Client, worker: Proc, stub: StubServer) -> None:
     stub.behaviour.hang_times, stub.behaviour.hang_s = 1, 4.0  # EMBED_TIMEOUT_S is 3
-    event_id = ingest(client)
+    event_id = ingest(client, stub=stub)
     status = settled(client, event_id)
     assert status["status"] == "embedded" and status["attempts"] == 2
 
@@ -75,7 +79,7 @@ def test_exhausted_retries_dead_letter_the_event_with_its_last_error(
     client: httpx.Client, worker: Proc, stub: StubServer, db: Engine
 ) -> None:
     stub.behaviour.fail_status, stub.behaviour.fail_times = 500, 1000
-    event_id = ingest(client)
+    event_id = ingest(client, stub=stub)
     status = settled(client, event_id)
     assert status["status"] == "failed"
     assert status["attempts"] == MAX_ATTEMPTS

@@ -9,6 +9,7 @@ import pytest
 
 @pytest.mark.usefixtures("stack_env")  # importing the worker reads its settings
 def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> None:
+    import workers.app  # noqa: F401 (first, as a worker does: the task modules import it)
     from workers.embed import groups
 
     singles = [SimpleNamespace(args=[f"e{i}"]) for i in range(5)]

@@ -86,10 +86,10 @@ def test_sigterm_finishes_the_current_batch(
 ) -> None:
     env, db, logdir = own_stack
     worker = start_worker(env, logdir, f"term-{uuid.uuid4().hex[:6]}")
-    stub.behaviour.delay_s = 3.0
-    ids = insert_queued(db, [f"in flight at shutdown {uuid.uuid4().hex}" for _ in range(5)])
+    stub.behaviour.delay_s, stub.behaviour.watch = 3.0, uuid.uuid4().hex
+    ids = insert_queued(db, [f"at shutdown {stub.behaviour.watch} {i}" for i in range(5)])
     publish(env, ids)
-    wait_for(lambda: stub.behaviour.calls >= 1, what="the batch at the embedder")
+    wait_for(lambda: stub.behaviour.watched_calls >= 1, what="the batch at the embedder")
     assert worker.process is not None
     worker.process.send_signal(signal.SIGTERM)  # to the main process only, as Docker does
     assert worker.process.wait(60) == 0
@@ -104,10 +104,10 @@ def test_killed_worker_batch_is_embedded_after_restart(
     env, db, logdir = own_stack
     fast = {"TASK_TIME_LIMIT_S": "4", "SWEEP_AFTER_S": "6", "BROKER_VISIBILITY_TIMEOUT_S": "10"}
     worker = start_worker(env, logdir, f"kill-{uuid.uuid4().hex[:6]}", **fast)
-    stub.behaviour.delay_s = 3.0
-    ids = insert_queued(db, [f"in flight at kill {uuid.uuid4().hex}" for _ in range(5)])
+    stub.behaviour.delay_s, stub.behaviour.watch = 3.0, uuid.uuid4().hex
+    ids = insert_queued(db, [f"at kill {stub.behaviour.watch} {i}" for i in range(5)])
     publish(env, ids)
-    wait_for(lambda: stub.behaviour.calls >= 1, what="the batch at the embedder")
+    wait_for(lambda: stub.behaviour.watched_calls >= 1, what="the batch at the embedder")
     worker.stop(signal.SIGKILL)  # the whole process group: nothing gets to ack or give back
     stub.behaviour.delay_s = 0.0
     assert not any(row(db, i)["status"] == "embedded" for i in ids)
@@ -130,10 +130,10 @@ def test_lost_pool_child_gives_its_batch_back_at_once(
     slow = {"SWEEP_AFTER_S": "600", "BROKER_VISIBILITY_TIMEOUT_S": "900"}
     worker = start_worker(env, logdir, f"child-{uuid.uuid4().hex[:6]}", **slow)
     try:
-        stub.behaviour.delay_s = 3.0
-        ids = insert_queued(db, [f"child lost {uuid.uuid4().hex}" for _ in range(5)])
+        stub.behaviour.delay_s, stub.behaviour.watch = 3.0, uuid.uuid4().hex
+        ids = insert_queued(db, [f"child lost {stub.behaviour.watch} {i}" for i in range(5)])
         publish(env, ids)
-        wait_for(lambda: stub.behaviour.calls >= 1, what="the batch at the embedder")
+        wait_for(lambda: stub.behaviour.watched_calls >= 1, what="the batch at the embedder")
         assert worker.process is not None
         for child in children(worker.process.pid):
             os.kill(child, signal.SIGKILL)
@@ -159,7 +159,8 @@ def test_batch_over_its_time_limit_is_retried(
     worker = start_worker(env, logdir, f"limit-{uuid.uuid4().hex[:6]}", **limits)
     try:
         stub.behaviour.hang_times, stub.behaviour.hang_s = 1, 6.0
-        ids = insert_queued(db, [f"stuck at the embedder {uuid.uuid4().hex}"])
+        stub.behaviour.watch = uuid.uuid4().hex
+        ids = insert_queued(db, [f"stuck at the embedder {stub.behaviour.watch}"])
         publish(env, ids)
         wait_for(lambda: all_embedded(db, ids), 60, "embedded on the retry")
         assert row(db, ids[0])["attempts"] == 2
