@@ -33,12 +33,14 @@ from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 from sqlalchemy import exc as sa_exc
 
+from common import metrics
 from common.db import sync_engine
 from common.embedders import Embedder, PermanentEmbedError, TransientEmbedError, build_embedder
 from common.queue import TASK_EMBED
 from common.settings import get_settings
 from workers import store
 from workers.app import app
+from workers.observability import observed
 
 log = logging.getLogger("eventsearch.worker")
 _settings = get_settings()
@@ -96,7 +98,7 @@ def process(events: Sequence[store.Pending]) -> None:
     except PermanentEmbedError as error:
         if len(events) == 1:
             log.warning("event %s failed permanently: %s", events[0].id, error)
-            store.dead_letter(events, str(error))
+            metrics.DEAD_LETTERS.inc(store.dead_letter(events, str(error)))
             return
         middle = len(events) // 2
         process(events[:middle])
@@ -111,9 +113,11 @@ def retry(events: Sequence[store.Pending], error: str, retry_after: float | None
     exhausted = [e for e in events if e.attempts >= limit]
     again = [e for e in events if e.attempts < limit]
     if exhausted:
-        store.dead_letter(exhausted, f"gave up after {limit} attempts: {error}")
+        dead = store.dead_letter(exhausted, f"gave up after {limit} attempts: {error}")
+        metrics.DEAD_LETTERS.inc(dead)
     if again:
         store.schedule_retry(again, error, [backoff(e.attempts, retry_after) for e in again])
+        metrics.RETRIES.inc(len(again))
     log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
 
 
@@ -138,9 +142,10 @@ def run_chunk(ids: Sequence[str]) -> str | None:
         spent = [e for e in events if e.attempts > _settings.embed_max_attempts]
         if spent:
             last = spent[0].error or "the worker was lost during the batch"
-            store.dead_letter(
+            dead = store.dead_letter(
                 spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
             )
+            metrics.DEAD_LETTERS.inc(dead)
         process([e for e in events if e.attempts <= _settings.embed_max_attempts])
     except DB_ERRORS as error:
         # Retrying at once would spin while the database restarts: pause (jittered), then
@@ -219,6 +224,7 @@ class ReliableBatches(Batches):
     flush_interval=max(_settings.embed_batch_wait_ms, 1) / 1000,
     acks_late=True,
 )
+@observed(TASK_EMBED)
 def embed_events(requests: list[SimpleRequest]) -> str | None:
     """Embed every queued event named by a group of buffered messages."""
     return run_batch([str(event_id) for r in requests for event_id in r.args])
