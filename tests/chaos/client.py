@@ -1,6 +1,6 @@
 """The chaos suite's client: sends events at a steady rate from a few threads and retries
-each one with the same Idempotency-Key on connection errors, 5xx and 409 (in flight), as a
-careful upstream system would, until it is accepted (202) or its deadline passes."""
+each one with the same Idempotency-Key on connection errors, 5xx, 409 (in flight) and 429
+(honouring Retry-After), as a careful upstream system would, until it is accepted (202) or its deadline passes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import httpx
 
 from tests.stub_embedder import NAN_MARK
 
-RETRYABLE = {409, 500, 502, 503, 504}
+RETRYABLE = {409, 429, 500, 502, 503, 504}
 
 
 def is_marked(i: int) -> bool:
