@@ -1,6 +1,7 @@
 """The chaos suite's client: sends events at a steady rate from a few threads and retries
 each one with the same Idempotency-Key on connection errors, 5xx, 409 (in flight) and 429
-(honouring Retry-After), as a careful upstream system would, until it is accepted (202) or its deadline passes."""
+(honouring Retry-After), as a careful upstream system would, until it is accepted (202) or
+its deadline passes."""
 
 from __future__ import annotations
 
