@@ -18,7 +18,7 @@ from typing import Annotated
 
 from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import and_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -44,12 +44,40 @@ class DeadLetterOut(BaseModel):
     type: str
 
 
+_EXAMPLE_ID = "5c0f3a52-7d4e-4c2a-9a51-2f4b8f7e9c10"
+
+
 class DeadLetterPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "dead_letters": [
+                        {
+                            "id": "9b1d7c2e-3f4a-4b5c-8d6e-7f8091a2b3c4",
+                            "event_id": _EXAMPLE_ID,
+                            "error": "ollama returned NaN or infinite values",
+                            "attempts": 1,
+                            "created_at": "2026-11-01T09:00:03.102Z",
+                            "source": "jobboard",
+                            "type": "job.posted",
+                        }
+                    ],
+                    "next_cursor": None,
+                }
+            ]
+        }
+    )
+
     dead_letters: list[DeadLetterOut]
     next_cursor: str | None
 
 
 class Replayed(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"replayed": 1, "event_ids": [_EXAMPLE_ID]}]}
+    )
+
     replayed: int
     event_ids: list[uuid.UUID]
 
@@ -147,15 +175,15 @@ async def replay_all(session: SessionDep, caller: AdminKey) -> Replayed:
 
 
 @router.post(
-    "/{letter_id}/replay",
+    "/{dead_letter_id}/replay",
     status_code=202,
     response_model=Replayed,
     responses={404: {"description": "no such dead letter for this tenant"}},
 )
-async def replay_one(letter_id: str, session: SessionDep, caller: AdminKey) -> Replayed:
+async def replay_one(dead_letter_id: str, session: SessionDep, caller: AdminKey) -> Replayed:
     """Replay one dead letter. Another tenant's, or one already replayed, is 404."""
     try:
-        uid = uuid.UUID(letter_id)
+        uid = uuid.UUID(dead_letter_id)
     except ValueError:
-        raise NotFound(f"no dead letter {letter_id!r}") from None
+        raise NotFound(f"no dead letter {dead_letter_id!r}") from None
     return await replay(session, caller.tenant, uid)

@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
@@ -85,7 +85,10 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return max(delay, min(retry_after or 0.0, _settings.retry_backoff_max_s))
 
 
-def process(events: Sequence[store.Pending]) -> None:
+RequestIds = Mapping[str, str | None]  # event id -> request id of the message that named it
+
+
+def process(events: Sequence[store.Pending], rids: RequestIds | None = None) -> None:
     """Embed and store ``events``; on a permanent error, bisect to find the bad input."""
     if not events:
         return
@@ -93,7 +96,7 @@ def process(events: Sequence[store.Pending]) -> None:
     try:
         vectors = model.embed([e.text for e in events])
     except TransientEmbedError as error:
-        retry(events, str(error), error.retry_after)
+        retry(events, str(error), error.retry_after, rids)
         return
     except PermanentEmbedError as error:
         if len(events) == 1:
@@ -101,13 +104,18 @@ def process(events: Sequence[store.Pending]) -> None:
             metrics.DEAD_LETTERS.inc(store.dead_letter(events, str(error)))
             return
         middle = len(events) // 2
-        process(events[:middle])
-        process(events[middle:])
+        process(events[:middle], rids)
+        process(events[middle:], rids)
         return
     store.save_vectors(events, vectors, model.model)
 
 
-def retry(events: Sequence[store.Pending], error: str, retry_after: float | None) -> None:
+def retry(
+    events: Sequence[store.Pending],
+    error: str,
+    retry_after: float | None,
+    rids: RequestIds | None = None,
+) -> None:
     """Schedule the events' next attempt, or dead-letter those out of attempts."""
     limit = _settings.embed_max_attempts
     exhausted = [e for e in events if e.attempts >= limit]
@@ -116,24 +124,25 @@ def retry(events: Sequence[store.Pending], error: str, retry_after: float | None
         dead = store.dead_letter(exhausted, f"gave up after {limit} attempts: {error}")
         metrics.DEAD_LETTERS.inc(dead)
     if again:
-        store.schedule_retry(again, error, [backoff(e.attempts, retry_after) for e in again])
+        delays = [backoff(e.attempts, retry_after) for e in again]
+        store.schedule_retry(again, error, delays, rids)
         metrics.RETRIES.inc(len(again))
     log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
 
 
-def run_batch(ids: Sequence[str]) -> str | None:
+def run_batch(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
     """One group of messages, start to end, an embedder call per ``EMBED_BATCH_SIZE`` events;
     returns :data:`REQUEUE` when the database was unreachable."""
     size = _settings.embed_batch_size
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), size):
-        if run_chunk(unique[start : start + size]) == REQUEUE:
+        if run_chunk(unique[start : start + size], rids) == REQUEUE:
             # Chunks already stored are skipped when the messages come back.
             return REQUEUE
     return None
 
 
-def run_chunk(ids: Sequence[str]) -> str | None:
+def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
     """Claim (an attempt counted), embed and store up to one batch of events."""
     events: list[store.Pending] = []
     try:
@@ -146,7 +155,7 @@ def run_chunk(ids: Sequence[str]) -> str | None:
                 spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
             )
             metrics.DEAD_LETTERS.inc(dead)
-        process([e for e in events if e.attempts <= _settings.embed_max_attempts])
+        process([e for e in events if e.attempts <= _settings.embed_max_attempts], rids)
     except DB_ERRORS as error:
         # Retrying at once would spin while the database restarts: pause (jittered), then
         # hand the messages back. The attempt claimed (if any) stays counted.
@@ -156,7 +165,7 @@ def run_chunk(ids: Sequence[str]) -> str | None:
     except SoftTimeLimitExceeded:
         log.warning("batch of %d over its time limit; retrying its events", len(events))
         try:
-            retry(events, "the batch exceeded its time limit", None)
+            retry(events, "the batch exceeded its time limit", None, rids)
         except DB_ERRORS:
             return REQUEUE
     return None
@@ -227,4 +236,9 @@ class ReliableBatches(Batches):
 @observed(TASK_EMBED)
 def embed_events(requests: list[SimpleRequest]) -> str | None:
     """Embed every queued event named by a group of buffered messages."""
-    return run_batch([str(event_id) for r in requests for event_id in r.args])
+    rids = {
+        str(event_id): (r.request_dict or {}).get("request_id")
+        for r in requests
+        for event_id in r.args
+    }
+    return run_batch([str(event_id) for r in requests for event_id in r.args], rids)

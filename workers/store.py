@@ -9,7 +9,7 @@ stays deleted whatever an old task for it does later.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, func, text, update
@@ -68,18 +68,26 @@ def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], mode
         return result.rowcount
 
 
-def schedule_retry(events: Sequence[Pending], error: str, delays: Sequence[float]) -> None:
+def schedule_retry(
+    events: Sequence[Pending],
+    error: str,
+    delays: Sequence[float],
+    request_ids: Mapping[str, str | None] | None = None,
+) -> None:
     """Keep the error and make each event due again after its delay; the sweeper publishes it
-    then (no ETA message sits in a worker's memory, where a restart would lose it)."""
+    then (no ETA message sits in a worker's memory, where a restart would lose it), with the
+    request id it came with."""
+    rids = request_ids or {}
     with sync_sessions()() as session, session.begin():
         session.connection().execute(
             text(
                 "UPDATE events SET error = :error, updated_at = now(),"
-                " due_at = now() + make_interval(secs => :delay)"
+                " due_at = now() + make_interval(secs => :delay),"
+                " request_id = coalesce(:rid, request_id)"
                 " WHERE id = :id AND status = 'queued'"
             ),
             [
-                {"id": e.id, "error": error[:2000], "delay": d}
+                {"id": e.id, "error": error[:2000], "delay": d, "rid": rids.get(str(e.id))}
                 for e, d in zip(events, delays, strict=True)
             ],
         )
@@ -104,7 +112,7 @@ def dead_letter(events: Sequence[Pending], error: str) -> int:
         return result.rowcount
 
 
-def claim_due(sweep_after_s: float, limit: int, unclaimed: bool) -> list[str]:
+def claim_due(sweep_after_s: float, limit: int, unclaimed: bool) -> list[tuple[str, str | None]]:
     """Queued events whose retry is due or whose message is presumed lost; their ``due_at``
     moves ``sweep_after_s`` ahead. The claim is one atomic UPDATE (SKIP LOCKED), so several
     sweepers never hand out the same event twice in one round.
@@ -121,11 +129,11 @@ def claim_due(sweep_after_s: float, limit: int, unclaimed: bool) -> list[str]:
                 "  AND coalesce(due_at, created_at + make_interval(secs => :after)) <= now()"
                 "  AND (due_at IS NOT NULL OR :unclaimed)"
                 "  ORDER BY created_at LIMIT :limit FOR UPDATE SKIP LOCKED)"
-                " RETURNING id"
+                " RETURNING id, request_id"
             ),
             {"after": sweep_after_s, "limit": limit, "unclaimed": unclaimed},
         ).all()
-    return [str(r.id) for r in rows]
+    return [(str(r.id), r.request_id) for r in rows]
 
 
 def make_due_now(ids: Sequence[str]) -> None:

@@ -38,13 +38,19 @@ def sweep_once(broker: Redis) -> int:
     settings = get_settings()
     # Kombu keeps a queue as a Redis list named after it: its length is the backlog.
     backlog = int(broker.llen(QUEUE_EMBED))
-    ids = store.claim_due(settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
-    if not ids:
+    due = store.claim_due(settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
+    if not due:
         return 0
+    ids = [event_id for event_id, _ in due]
+    by_request: dict[str | None, list[str]] = {}
+    for event_id, request_id in due:
+        by_request.setdefault(request_id, []).append(event_id)
     try:
         # A worker batch of ids a message, like the batch endpoint, on the shared producer
-        # (which fails fast when Redis is down rather than retrying inside this round).
-        enqueue_embed(ids, chunk=settings.embed_batch_size)
+        # (which fails fast when Redis is down rather than retrying inside this round); each
+        # with the request id its event came with, so the logs of every attempt join up.
+        for request_id, group in by_request.items():
+            enqueue_embed(group, request_id, chunk=settings.embed_batch_size)
     except Exception:
         store.make_due_now(ids)  # try again next round rather than after SWEEP_AFTER_S
         raise

@@ -21,6 +21,8 @@ def upgrade() -> None:
     # When a still-queued event is (re)published by the sweeper: a retry's backoff, or the
     # hand-off deadline after which its message is presumed lost. NULL: created_at + SWEEP_AFTER_S.
     op.add_column("events", sa.Column("due_at", sa.DateTime(timezone=True)))
+    # The request id a retry carries, so its log lines join the first attempt's.
+    op.add_column("events", sa.Column("request_id", sa.String(64)))
     op.create_index(
         "ix_events_queued_created",
         "events",
@@ -63,3 +65,4 @@ def downgrade() -> None:
     op.drop_table("dead_letters")
     op.drop_index("ix_events_queued_created", table_name="events")
     op.drop_column("events", "due_at")
+    op.drop_column("events", "request_id")
