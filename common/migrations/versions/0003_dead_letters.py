@@ -1,10 +1,7 @@
 """dead_letters table; events.due_at for scheduled retries and the sweeper
 
 Revision ID: 0003
-Revises: 0004
-
-It follows 0004 (search), which reached main first: a database already migrated to 0004 gets
-this one next, and the chain stays linear (one head).
+Revises: 0002
 """
 
 import sqlalchemy as sa
@@ -12,7 +9,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0003"
-down_revision = "0004"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

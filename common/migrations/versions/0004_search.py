@@ -1,7 +1,7 @@
 """search: a generated tsvector for keyword search, and indexes for the search filters
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 
 - ``search_text``: ``to_tsvector('english', text)``, a stored generated column, so that it can
   never disagree with ``text``; GIN-indexed for ``@@``. Adding it rewrites the table once.
@@ -13,7 +13,7 @@ Revises: 0002
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
