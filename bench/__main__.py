@@ -42,6 +42,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (< 3 minutes)")
     parser.add_argument("--tiny", action="store_true", help="smallest sizes: checks the harness")
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"))
+    parser.add_argument(
+        "--only",
+        choices=["ingest", "pipeline", "local model", "search"],
+        action="append",
+        help="run only these parts (repeatable)",
+    )
     args = parser.parse_args()
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
     started = time.perf_counter()
@@ -55,6 +61,8 @@ def main() -> None:
             ("local model", pipeline.measure_encode),
             ("search", search.measure),
         ):
+            if args.only and name not in args.only:
+                continue
             print(f"bench: {name} ...", flush=True)
             results.update(run(svc, sizes))
     results["sizes"] = sizes.as_dict()

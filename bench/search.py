@@ -23,6 +23,7 @@ from tqdm import tqdm
 from bench.load import p50, timed
 from bench.services import Services
 from bench.sizes import Sizes
+from common.settings import get_settings
 from tests.stub_embedder import embed_text
 
 CLUSTERS, WORDS_PER_CLUSTER, DIM = 64, 40, 384
@@ -118,7 +119,8 @@ def measure(svc: Services, sizes: Sizes) -> dict[str, float | None]:
     ):
         register_vector(conn)
         register_vector(exact)
-        conn.execute("SET hnsw.ef_search = 64")
+        # The same candidate list as the gateway's (HNSW_EF_SEARCH).
+        conn.execute(f"SET hnsw.ef_search = {get_settings().hnsw_ef_search}")
         exact.execute("SET enable_indexscan = off")
         for q in queries[:3]:  # warm caches on every path
             api.get("/api/v1/search", params={"q": q, "mode": "dense"})
