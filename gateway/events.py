@@ -10,6 +10,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Header, Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from common.errors import NotFound
 from common.models import Event
@@ -126,7 +127,11 @@ async def get_event(
         uid = uuid.UUID(event_id)
     except ValueError:
         raise NotFound(f"no event {event_id!r}") from None
-    row = await session.scalar(select(Event).where(Event.id == uid, Event.tenant == tenant))
+    # The vector is not part of the answer: leave it in the database rather than parse
+    # 384+ floats on every status poll.
+    row = await session.scalar(
+        select(Event).options(defer(Event.embedding)).where(Event.id == uid, Event.tenant == tenant)
+    )
     if row is None:
         raise NotFound(f"no event {event_id!r}")
     return EventOut(
