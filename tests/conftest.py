@@ -45,6 +45,15 @@ def redis_server(tmp_root: Path) -> Iterator[EmbeddedRedis]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A Redis of the module's own, for tests that stop it or count its queue."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("own-redis"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def stub() -> Iterator[StubServer]:
     server = StubServer().start()

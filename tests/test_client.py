@@ -31,10 +31,9 @@ from eventsearch import (
     Unavailable,
     ValidationFailed,
 )
-from stack.ports import free_port
 from stack.redis import EmbeddedRedis
 from tests import processes
-from tests.conftest import event_body, event_count, make_key, new_key
+from tests.conftest import event_body, event_count, extra_gateway, make_key, new_key
 from tests.scripted_server import ScriptedServer, accepted, error
 
 FAST = RetryPolicy(attempts=20, deadline_s=60, backoff_s=0.05, backoff_max_s=0.5)
@@ -53,23 +52,11 @@ class CountingTransport(httpx.HTTPTransport):
 
 
 @pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("client-redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def own_gateway(
-    stack_env: dict[str, str], own_redis: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+    stack_env: dict[str, str], own_redis: EmbeddedRedis, tmp_root: Path
 ) -> Iterator[processes.Gateway]:
-    env = {**stack_env, "REDIS_URL": own_redis.url}
-    proc = processes.gateway(env, tmp_path_factory.mktemp("client"), "gateway-client")
-    proc.start()
-    proc.wait_ready()
-    yield proc
-    proc.stop()
+    with extra_gateway(stack_env, tmp_root, "gateway-client", REDIS_URL=own_redis.url) as proc:
+        yield proc
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from stack.ports import free_port
 from stack.postgres import EmbeddedPostgres
 from stack.redis import EmbeddedRedis
 from tests import processes
-from tests.conftest import event_body, make_key, new_key
+from tests.conftest import event_body, extra_gateway, make_key, new_key
 
 
 def test_health_ok(client: httpx.Client) -> None:
@@ -24,21 +24,11 @@ def test_health_ok(client: httpx.Client) -> None:
 
 
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path / "redis", free_port())
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def gateway_on_own_redis(
     stack_env: dict[str, str], own_redis: EmbeddedRedis, tmp_path: Path
 ) -> Iterator[processes.Gateway]:
-    env = {**stack_env, "REDIS_URL": own_redis.url}
-    proc = processes.gateway(env, tmp_path, "gateway-own-redis").start().wait_ready()
-    yield proc
-    proc.stop()
+    with extra_gateway(stack_env, tmp_path, "gateway-own-redis", REDIS_URL=own_redis.url) as proc:
+        yield proc
 
 
 def test_redis_down_is_503_on_health_and_ingest_and_recovers(

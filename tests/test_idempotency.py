@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -16,29 +17,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from common.apikeys import hash_key
-from stack.ports import free_port
 from stack.redis import EmbeddedRedis
 from tests import processes
-from tests.conftest import event_body, event_count, make_key, new_key, wait_for
-
-
-@pytest.fixture(scope="module")
-def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("idem-redis"), free_port())
-    server.start()
-    yield server
-    server.stop()
+from tests.conftest import event_body, event_count, extra_gateway, make_key, new_key, wait_for
 
 
 @pytest.fixture(scope="module")
 def idem_gateway(
-    stack_env: dict[str, str], own_redis: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+    stack_env: dict[str, str], own_redis: EmbeddedRedis, tmp_root: Path
 ) -> Iterator[processes.Gateway]:
-    env = {**stack_env, "REDIS_URL": own_redis.url, "IDEMPOTENCY_LOCK_TTL_S": "2"}
-    proc = processes.gateway(env, tmp_path_factory.mktemp("idem"), "gateway-idem")
-    proc.start().wait_ready()
-    yield proc
-    proc.stop()
+    with extra_gateway(
+        stack_env, tmp_root, "gateway-idem", REDIS_URL=own_redis.url, IDEMPOTENCY_LOCK_TTL_S="2"
+    ) as proc:
+        yield proc
 
 
 @pytest.fixture
