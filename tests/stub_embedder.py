@@ -23,6 +23,7 @@ from typing import Any
 NAN_MARK = "NAN!"  # an input containing this gets NaN values
 POISON_MARK = "POISON!"  # a batch containing this is refused with 400 (like an over-long input)
 CHAOS = ("429", "500", "hang", "slow")
+HOLD_MAX_S = 60.0  # a held call answers after this even if the test never opens the gate
 
 
 def embed_text(text: str, dim: int) -> list[float]:
@@ -63,6 +64,10 @@ class Behaviour:
     # other workers that share this stub.
     watch: str | None = None
     watched_calls: int = 0
+    # While set, watched calls wait (up to HOLD_MAX_S) until the test opens the gate: a test
+    # can then act while a call is surely at the embedder, with no race against a delay.
+    hold: bool = False
+    gate: threading.Event = field(default_factory=threading.Event)
     inputs: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)  # how often each text was embedded
@@ -75,6 +80,9 @@ class Behaviour:
             self.hang_times, self.wrong_dim = 0, False
             self.failure_rate, self.failures = 0.0, {}
             self.watch, self.watched_calls = None, 0
+            self.hold = False
+            self.gate.set()
+            self.gate = threading.Event()
             self.calls = self.inputs = 0
             self.batch_sizes = []
             self.seen = Counter()
@@ -139,7 +147,10 @@ class _Handler(BaseHTTPRequestHandler):
             if chaos:
                 b.failures[chaos] = b.failures.get(chaos, 0) + 1
             b.in_flight += 1
+            gate = b.gate if b.hold and watched else None
         try:
+            if gate is not None:
+                gate.wait(HOLD_MAX_S)
             self._answer(request, texts, hang, fail, chaos)
         finally:
             with b.lock:

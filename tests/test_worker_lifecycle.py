@@ -38,7 +38,8 @@ def own_stack(
     url = pg.url.replace("postgresql://", "postgresql+psycopg://")
     upgrade_head(url)
     engine = create_engine(url)
-    env = {**stack_env, "DATABASE_URL": pg.url, "REDIS_URL": redis.url}
+    # The embedder's timeout far above the stub's delays: a held call must not time out.
+    env = {**stack_env, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "EMBED_TIMEOUT_S": "30"}
     yield env, engine, root
     engine.dispose()
     redis.stop()
@@ -88,16 +89,20 @@ def test_sigterm_finishes_the_current_batch(
 ) -> None:
     env, db, logdir = own_stack
     worker = start_worker(env, logdir, f"term-{uuid.uuid4().hex[:6]}")
-    stub.behaviour.delay_s, stub.behaviour.watch = 3.0, uuid.uuid4().hex
+    # The batch's embedder call is held open until the worker has begun its warm shutdown:
+    # the signal surely lands mid-batch (a fixed delay raced the embedder's own timeout).
+    stub.behaviour.hold, stub.behaviour.watch = True, uuid.uuid4().hex
     ids = insert_queued(db, [f"at shutdown {stub.behaviour.watch} {i}" for i in range(5)])
     publish(env, ids)
     wait_for(lambda: stub.behaviour.watched_calls >= 1, what="the batch at the embedder")
     assert worker.process is not None
     worker.process.send_signal(signal.SIGTERM)  # to the main process only, as Docker does
+    wait_for(lambda: "warm shutdown" in worker.output().lower(), what="the warm shutdown")
+    assert worker.alive() and not all_embedded(db, ids)
+    stub.behaviour.gate.set()
     assert worker.process.wait(60) == 0
     # Warm shutdown: the batch under way was finished and stored before the worker exited.
     assert all_embedded(db, ids)
-    assert "Warm shutdown" in worker.output() or "warm shutdown" in worker.output().lower()
 
 
 def test_killed_worker_batch_is_embedded_after_restart(
