@@ -118,6 +118,12 @@ class Settings(BaseSettings):
 
     # Operations.
     docs_enabled: bool = True
+    stats_cache_ttl_s: float = Field(
+        5.0, ge=0, le=3600, description="how long GET /api/v1/stats is cached in Redis; 0: never"
+    )
+    stats_max_groups: int = Field(
+        100, ge=1, le=10_000, description="sources and types listed by GET /api/v1/stats"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # Security and operations (issue 7): limits, rate limits, CORS, metrics, logs, Flower.

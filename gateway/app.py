@@ -27,6 +27,7 @@ from gateway import (
     observability,
     openapi,
     search,
+    stats,
 )
 from gateway.inputs import InputLimits
 from gateway.observability import RequestObserver
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(dead_letters.router)
     app.include_router(search.router)
     app.include_router(export.router)
+    app.include_router(stats.router)
     app.include_router(health.router)
     app.include_router(observability.router)
     return app

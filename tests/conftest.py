@@ -79,6 +79,8 @@ def stack_env(
         "RETRY_BACKOFF_S": "0.2",
         "RETRY_BACKOFF_MAX_S": "1",
         "AUTH_CACHE_TTL_S": "1",
+        # Long enough that a test reads the same cached stats twice (tests/test_stats.py).
+        "STATS_CACHE_TTL_S": "60",
         # The session's keys serve hundreds of tests within a minute; the rate-limit tests
         # run gateways of their own with tiny limits.
         "RATE_LIMIT_SEARCH": "100000/minute",

@@ -29,6 +29,7 @@ def post_event(url: str, key: str, text: str | None = None) -> httpx.Response:
         ("GET", f"/api/v1/events/{uuid.uuid4()}"),
         ("GET", "/api/v1/search?q=x"),
         ("POST", "/api/v1/search"),
+        ("GET", "/api/v1/stats"),
     ],
 )
 @pytest.mark.parametrize(

@@ -1,0 +1,174 @@
+"""``GET /api/v1/stats`` (scope ``admin``): the caller's tenant at a glance.
+
+Two queries, each one pass over the tenant's rows: counts by status, source and type (one
+``GROUPING SETS`` scan), and the recent-throughput, oldest-queued and dead-letter figures.
+The answer is cached in Redis for ``STATS_CACHE_TTL_S`` seconds per tenant, so dashboards
+that poll it every second cost one computation per interval, whatever their number; a
+cached answer is served byte for byte and says when it was computed (``generated_at``).
+
+Sources and types are reported up to ``STATS_MAX_GROUPS`` each (the most common first), the
+rest summed in ``other_sources``/``other_types``: a tenant with a million distinct sources
+must not get a million-line answer.
+
+The broker queue is shared by all tenants, so ``queue`` is the broker's (messages waiting
+and taken but not yet acknowledged); the tenant's own backlog is ``by_status.queued``.
+Redis being down does not fail the answer: the queue figures are ``null`` and nothing is
+cached (an operator looks at the stats precisely when something is wrong).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict
+from redis import exceptions as redis_exc
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.logs import get_logger
+from common.models import EventStatus
+from gateway.auth import AdminKey
+from gateway.deps import RedisDep, SessionDep, SettingsDep
+from gateway.observability import QUEUE_KEYS, UNACKED_KEY
+
+log = get_logger("eventsearch.gateway")
+router = APIRouter(prefix="/api/v1", tags=["operations"])
+CACHE_KEY = "eventsearch:stats:{tenant}"
+REDIS_ERRORS = (redis_exc.ConnectionError, redis_exc.TimeoutError)
+
+GROUPS = text(
+    """
+    SELECT status, source, type, GROUPING(status, source, type) AS g, count(*) AS n
+    FROM events WHERE tenant = :tenant
+    GROUP BY GROUPING SETS ((status), (source), (type))
+    """
+)
+FIGURES = text(
+    """
+    SELECT
+      count(*) FILTER (WHERE embedded_at > now() - interval '1 minute') AS last_minute,
+      count(*) FILTER (WHERE embedded_at > now() - interval '1 hour') AS last_hour,
+      extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'queued')) AS oldest,
+      (SELECT count(*) FROM dead_letters d
+        WHERE d.tenant = :tenant AND d.replayed_at IS NULL) AS dead_letters
+    FROM events WHERE tenant = :tenant
+    """
+)
+# GROUPING() is a bit mask over (status, source, type): 1 marks a column not grouped.
+BY_STATUS, BY_SOURCE, BY_TYPE = 0b011, 0b101, 0b110
+
+
+class QueueStats(BaseModel):
+    depth: int | None
+    unacked: int | None
+
+
+class Stats(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant": "dev",
+                    "events": 1204,
+                    "by_status": {"queued": 3, "embedded": 1190, "failed": 1, "deleted": 10},
+                    "by_source": {"jobboard": 1000, "helpdesk": 204},
+                    "other_sources": 0,
+                    "by_type": {"job.posted": 1000, "ticket.opened": 204},
+                    "other_types": 0,
+                    "embedded_last_minute": 12,
+                    "embedded_last_hour": 640,
+                    "dead_letters": 1,
+                    "oldest_queued_age_s": 0.8,
+                    "queue": {"depth": 2, "unacked": 1},
+                    "generated_at": "2026-11-01T09:00:00.120Z",
+                }
+            ]
+        }
+    )
+
+    tenant: str
+    events: int
+    by_status: dict[str, int]
+    by_source: dict[str, int]
+    other_sources: int
+    by_type: dict[str, int]
+    other_types: int
+    embedded_last_minute: int
+    embedded_last_hour: int
+    dead_letters: int
+    oldest_queued_age_s: float | None
+    queue: QueueStats
+    generated_at: datetime
+
+
+def top(counts: Counter[str], limit: int) -> tuple[dict[str, int], int]:
+    """The ``limit`` largest counts (ties by name, so answers are stable) and the rest's sum."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ranked[:limit]), sum(n for _, n in ranked[limit:])
+
+
+async def queue_stats(redis: RedisDep) -> QueueStats:
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in QUEUE_KEYS:
+                pipe.llen(key)
+            pipe.hlen(UNACKED_KEY)
+            *depths, unacked = await pipe.execute()
+    except REDIS_ERRORS as error:
+        log.warning("queue figures unavailable for stats", error=repr(error))
+        return QueueStats(depth=None, unacked=None)
+    return QueueStats(depth=sum(int(d) for d in depths), unacked=int(unacked))
+
+
+async def compute(session: AsyncSession, redis: RedisDep, tenant: str, groups: int) -> Stats:
+    by: dict[int, Counter[str]] = {BY_STATUS: Counter(), BY_SOURCE: Counter(), BY_TYPE: Counter()}
+    for row in await session.execute(GROUPS, {"tenant": tenant}):
+        value = {BY_STATUS: row.status, BY_SOURCE: row.source, BY_TYPE: row.type}[row.g]
+        by[row.g][value] = int(row.n)
+    figures = (await session.execute(FIGURES, {"tenant": tenant})).one()
+    by_source, other_sources = top(by[BY_SOURCE], groups)
+    by_type, other_types = top(by[BY_TYPE], groups)
+    return Stats(
+        tenant=tenant,
+        events=sum(by[BY_STATUS].values()),
+        by_status={s.value: by[BY_STATUS].get(s.value, 0) for s in EventStatus},
+        by_source=by_source,
+        other_sources=other_sources,
+        by_type=by_type,
+        other_types=other_types,
+        embedded_last_minute=int(figures.last_minute),
+        embedded_last_hour=int(figures.last_hour),
+        dead_letters=int(figures.dead_letters),
+        oldest_queued_age_s=None if figures.oldest is None else round(float(figures.oldest), 3),
+        queue=await queue_stats(redis),
+        generated_at=datetime.now(UTC),
+    )
+
+
+@router.get("/stats", response_model=Stats)
+async def stats(
+    session: SessionDep, redis: RedisDep, settings: SettingsDep, caller: AdminKey
+) -> Response:
+    """Events by status, source and type, throughput, dead letters, the oldest queued event's
+    age and the broker queue, for the caller's tenant; cached for ``STATS_CACHE_TTL_S``."""
+    ttl = settings.stats_cache_ttl_s
+    key = CACHE_KEY.format(tenant=caller.tenant)
+    headers = {"Cache-Control": f"private, max-age={int(ttl)}"}
+    if ttl > 0:
+        try:
+            cached = await redis.get(key)
+        except REDIS_ERRORS:
+            cached = None
+        if cached is not None:
+            return Response(cached, media_type="application/json", headers=headers)
+    body = (
+        await compute(session, redis, caller.tenant, settings.stats_max_groups)
+    ).model_dump_json()
+    if ttl > 0:
+        try:
+            await redis.set(key, body, px=int(ttl * 1000))
+        except REDIS_ERRORS as error:
+            log.warning("stats not cached", error=repr(error))
+    return Response(body, media_type="application/json", headers=headers)
