@@ -111,6 +111,40 @@ class EventOut(BaseModel):
     created_at: datetime
 
 
+class EventPage(BaseModel):
+    """A page of ``GET /api/v1/events``, newest first; ``next_cursor`` is null on the last."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {
+                            "id": "5c0f3a52-7d4e-4c2a-9a51-2f4b8f7e9c10",
+                            "status": "embedded",
+                            "source": "jobboard",
+                            "type": "job.posted",
+                            "text": "Senior data engineer, Nairobi",
+                            "metadata": {"company": "Safaricom"},
+                            "occurred_at": "2026-11-01T09:00:00Z",
+                            "attempts": 1,
+                            "error": None,
+                            "model": "nomic-embed-text",
+                            "embedded_at": "2026-11-01T09:00:03.102Z",
+                            "created_at": "2026-11-01T09:00:02.418Z",
+                        }
+                    ],
+                    "next_cursor": "MjAyNi0xMS0wMVQwOTowMDowMi40MTgwMDArMDA6MDB8NWMwZjNhNTIt"
+                    "N2Q0ZS00YzJhLTlhNTEtMmY0YjhmN2U5YzEw",
+                }
+            ]
+        }
+    )
+
+    events: list[EventOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
 class SearchFilters(BaseModel):
     """Restrictions applied inside the search (not to its results): every one must hold."""
 

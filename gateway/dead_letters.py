@@ -10,7 +10,6 @@ The database change is committed before publishing; if publishing fails the answ
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import uuid
 from datetime import datetime
@@ -23,11 +22,12 @@ from sqlalchemy import and_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.dead_letters import MARK_REPLAYED, REQUEUE_EVENTS
-from common.errors import AppError, NotFound
+from common.errors import NotFound
 from common.models import DeadLetter, Event
 from common.queue import enqueue_embed
 from common.settings import get_settings
 from gateway.auth import AdminKey
+from gateway.cursors import decode_cursor, encode_cursor
 from gateway.deps import SessionDep
 
 log = logging.getLogger("eventsearch.gateway")
@@ -80,21 +80,6 @@ class Replayed(BaseModel):
 
     replayed: int
     event_ids: list[uuid.UUID]
-
-
-def encode_cursor(created_at: datetime, letter_id: uuid.UUID) -> str:
-    raw = f"{created_at.isoformat()}|{letter_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position after which the next page starts; a mangled cursor is the client's 400."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, letter_id = raw.split("|")
-        return datetime.fromisoformat(stamp), uuid.UUID(letter_id)
-    except ValueError:
-        raise AppError("the cursor is not one this API gave", code="invalid_cursor") from None
 
 
 @router.get("", response_model=DeadLetterPage)

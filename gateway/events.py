@@ -1,22 +1,24 @@
-"""``/api/v1/events``: ingest one event, read its status."""
+"""``/api/v1/events``: ingest one event, read its status, list the tenant's events."""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from asgi_correlation_id import correlation_id
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import defer
 
 from common.errors import NotFound
 from common.models import Event
-from common.schemas import EventAccepted, EventIn, EventOut
-from gateway.auth import IngestKey, Principal, authenticate
+from common.schemas import EventAccepted, EventIn, EventOut, EventPage
+from gateway.auth import IngestKey, Principal, SearchKey, authenticate
+from gateway.cursors import decode_cursor, encode_cursor
 from gateway.deps import RedisDep, SessionDep, SettingsDep
+from gateway.event_filters import Source, Status, matching
 from gateway.idempotency import (
     IdempotencyRecord,
     Stored,
@@ -134,6 +136,58 @@ async def get_event(
     )
     if row is None:
         raise NotFound(f"no event {event_id!r}")
+    return _out(row)
+
+
+# What an event's answer shows: every column but the vector, the tsvector and the
+# bookkeeping (idempotency key, fingerprint, due_at, ...).
+_SHOWN = (
+    Event.id,
+    Event.status,
+    Event.source,
+    Event.type,
+    Event.text,
+    Event.meta,
+    Event.occurred_at,
+    Event.attempts,
+    Event.error,
+    Event.model,
+    Event.embedded_at,
+    Event.created_at,
+)
+
+
+@router.get("", response_model=EventPage, responses={400: {"description": "invalid cursor"}})
+async def list_events(
+    session: SessionDep,
+    caller: SearchKey,
+    source: Source = None,
+    type: Source = None,
+    status: Status = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: str | None = None,
+) -> EventPage:
+    """The caller's tenant's events, newest first, ``limit`` per page (scope ``search``:
+    a listing reads every event's text, which an ingest-only key cannot otherwise do).
+    Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last."""
+    query = (
+        select(*_SHOWN)
+        .where(*matching(caller.tenant, source, type, status))
+        .order_by(Event.created_at.desc(), Event.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        query = query.where(tuple_(Event.created_at, Event.id) < decode_cursor(cursor))
+    rows = (await session.execute(query)).all()
+    page = [_out(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return EventPage(
+        events=page, next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None
+    )
+
+
+def _out(row: Any) -> EventOut:
+    """The answer for an event (an ``Event`` or a row of ``_SHOWN``: the same attributes)."""
     return EventOut(
         id=row.id,
         status=row.status,

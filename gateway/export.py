@@ -11,17 +11,17 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, select
 
 from common.db import async_engine
 from common.models import Event
-from common.schemas import StatusName
 from gateway.auth import AdminKey
+from gateway.event_filters import Source, Status, matching
 
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
 
@@ -56,10 +56,7 @@ def _query(tenant: str, source: str | None, type_: str | None, status: str | Non
         Event.model,
         Event.attempts,
         Event.error,
-    ).where(Event.tenant == tenant)
-    for column, value in ((Event.source, source), (Event.type, type_), (Event.status, status)):
-        if value is not None:
-            query = query.where(column == value)
+    ).where(*matching(tenant, source, type_, status))
     return query.order_by(Event.created_at, Event.id)
 
 
@@ -92,10 +89,6 @@ async def _stream(
         result = await conn.stream(query.execution_options(yield_per=CHUNK))
         async for rows in result.partitions(CHUNK):
             yield encode(rows)
-
-
-Source = Annotated[str | None, Query(max_length=128)]
-Status = Annotated[StatusName | None, Query()]
 
 
 @router.get("/events.ndjson", response_class=StreamingResponse)

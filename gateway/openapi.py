@@ -26,7 +26,9 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "top_k": 5,
     "mode": "hybrid",
     "limit": 20,
-    "cursor": "eyJjcmVhdGVkX2F0IjogIjIwMjYtMTEtMDFUMDk6MDA6MDBaIn0",
+    # A real cursor (gateway/cursors.py), so that the documented request is a valid one.
+    "cursor": "MjAyNi0xMS0wMVQwOTowMDowMi40MTgwMDArMDA6MDB8"
+    "NWMwZjNhNTItN2Q0ZS00YzJhLTlhNTEtMmY0YjhmN2U5YzEw",
     "source": "jobboard",
     "type": "job.posted",
     "status": "embedded",
