@@ -61,6 +61,10 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
         named.handlers[:] = []
         named.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every embedder call at INFO ("HTTP Request: POST ..."): a line per search and
+    # per batch that says nothing the request and task lines do not, and costs a JSON render
+    # on the hot path. Its warnings still come through, and everything with LOG_LEVEL=DEBUG.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     _configured = True
 
 

@@ -50,6 +50,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         await app.state.redis.aclose()
+        await app.state.rate_limiter.close()
         app.state.embedder.close()
         await async_engine().dispose()
 

@@ -7,32 +7,62 @@ events that pass them and a selective filter never shrinks a result list below `
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, bindparam
+from sqlalchemy.dialects.postgresql import JSONB
 
 from common.models import Event
 from common.schemas import SearchFilters
 
 
-def conditions(tenant: str, filters: SearchFilters) -> list[ColumnElement[bool]]:
+@dataclass(frozen=True)
+class Where:
+    """The tenant and the filters as SQL conditions with bound parameters: ``shape`` says
+    which filters are set, and every search with the same shape gets the same (cached)
+    ``clauses`` objects, so the statements built from them are built once per shape, not
+    once per search (building was ~15 % of a search's time); ``params`` are the values."""
+
+    shape: tuple[bool, ...]
+    clauses: tuple[ColumnElement[bool], ...]
+    params: dict[str, Any]
+
+
+def conditions(tenant: str, filters: SearchFilters) -> Where:
     """SQL conditions for ``tenant`` (always) and each filter that is set."""
-    where: list[ColumnElement[bool]] = [Event.tenant == tenant]
-    if filters.source:
-        where.append(Event.source.in_(filters.source))
-    if filters.type:
-        where.append(Event.type.in_(filters.type))
-    if filters.occurred_after is not None:
-        where.append(Event.occurred_at >= filters.occurred_after)
-    if filters.occurred_before is not None:
-        where.append(Event.occurred_at < filters.occurred_before)
-    if filters.metadata:
+    values = {
+        "f_source": filters.source or None,
+        "f_type": filters.type or None,
+        "f_after": filters.occurred_after,
+        "f_before": filters.occurred_before,
+        "f_metadata": filters.metadata or None,
+    }
+    shape = tuple(value is not None for value in values.values())
+    params = {"f_tenant": tenant, **{k: v for k, v in values.items() if v is not None}}
+    return Where(shape, clauses(shape), params)
+
+
+@lru_cache(maxsize=64)
+def clauses(shape: tuple[bool, ...]) -> tuple[ColumnElement[bool], ...]:
+    has_source, has_type, has_after, has_before, has_metadata = shape
+    where: list[ColumnElement[bool]] = [Event.tenant == bindparam("f_tenant")]
+    if has_source:
+        where.append(Event.source.in_(bindparam("f_source", expanding=True)))
+    if has_type:
+        where.append(Event.type.in_(bindparam("f_type", expanding=True)))
+    if has_after:
+        where.append(Event.occurred_at >= bindparam("f_after", type_=Event.occurred_at.type))
+    if has_before:
+        where.append(Event.occurred_at < bindparam("f_before", type_=Event.occurred_at.type))
+    if has_metadata:
         # jsonb @>, served by the GIN jsonb_path_ops index.
-        where.append(Event.meta.contains(filters.metadata))
-    return where
+        where.append(Event.meta.contains(bindparam("f_metadata", type_=JSONB)))
+    return tuple(where)
 
 
 def from_query(

@@ -21,13 +21,16 @@ service targets per tenant, and the place to swap in a BM25 index extension late
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Float,
+    Integer,
+    Select,
     Text,
+    bindparam,
     cast,
     func,
     literal_column,
@@ -39,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import TEXT_SEARCH_CONFIG, Event, EventStatus
 from gateway.search.candidates import COLUMNS, Candidate, from_row
+from gateway.search.filters import Where, clauses
 
 _CONFIG: ColumnElement[Any] = literal_column(f"'{TEXT_SEARCH_CONFIG}'::regconfig")
 K1, B = 1.2, 0.75
@@ -46,19 +50,31 @@ K1, B = 1.2, 0.75
 _WEB_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
 
 
-async def rank(
-    session: AsyncSession, query: str, where: Sequence[ColumnElement[bool]], limit: int
-) -> list[Candidate]:
+async def rank(session: AsyncSession, query: str, where: Where, limit: int) -> list[Candidate]:
     """The ``limit`` events with the best BM25 score for ``query`` among those passing
     ``where`` (deleted ones never), best first."""
+    web_syntax = bool(_WEB_SYNTAX.search(query))
+    params = {**where.params, "query": query, "limit": limit}
+    rows = await session.execute(statement(where.shape, web_syntax), params)
+    return [
+        from_row(row, score=float(row.score), ranking="keyword", rank=i)
+        for i, row in enumerate(rows, start=1)
+    ]
+
+
+@lru_cache(maxsize=128)
+def statement(shape: tuple[bool, ...], web_syntax: bool) -> Select[Any]:
+    """The BM25 query for one filter shape, built once; bound: the filters' values,
+    ``query`` and ``limit``."""
+    query = bindparam("query", type_=Text)
     # plainto_tsquery gives the normalised lexemes joined by '&': OR-ing them is a text
     # rewrite, and the cast back to tsquery keeps the lexemes as they are.
     any_word = cast(
         func.replace(cast(func.plainto_tsquery(_CONFIG, query), Text), "&", "|"), TSQUERY
     )
-    scope = [*where, Event.status != EventStatus.deleted]
+    scope = [*clauses(shape), Event.status != EventStatus.deleted]
     match = [*scope, Event.search_text.op("@@")(any_word)]
-    if _WEB_SYNTAX.search(query):
+    if web_syntax:
         match.append(Event.search_text.op("@@")(func.websearch_to_tsquery(_CONFIG, query)))
     terms = select(
         func.unnest(func.tsvector_to_array(func.to_tsvector(_CONFIG, query))).label("lexeme")
@@ -96,13 +112,9 @@ async def rank(
         .group_by(tf.c.id)
         .cte("scores")
     )
-    rows = await session.execute(
+    return (
         select(*COLUMNS, scores.c.score)
         .join(scores, scores.c.id == Event.id)
         .order_by(scores.c.score.desc(), Event.id)
-        .limit(limit)
+        .limit(bindparam("limit", type_=Integer))
     )
-    return [
-        from_row(row, score=float(row.score), ranking="keyword", rank=i)
-        for i, row in enumerate(rows, start=1)
-    ]
