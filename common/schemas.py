@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from common.validation import EventText, FilterValues, Metadata, Name, Timestamp, no_nul
+from common.validation import EventText, FilterValues, Metadata, Name, Timestamp, TopK, no_nul
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
 StatusName = Literal["queued", "embedded", "failed", "deleted"]
@@ -180,7 +180,7 @@ class SearchRequest(BaseModel):
         StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000),
         AfterValidator(no_nul),
     ]
-    top_k: int = Field(10, ge=1, le=100)
+    top_k: TopK = 10
     mode: SearchMode | None = Field(None, description="default: SEARCH_DEFAULT_MODE (hybrid)")
     filters: SearchFilters = Field(default_factory=SearchFilters)
 

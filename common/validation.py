@@ -17,7 +17,7 @@ import json
 import math
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
 from common.settings import get_settings
 
@@ -81,6 +81,14 @@ def filter_values_within_limit(value: list[Any]) -> list[Any]:
     return value
 
 
+def top_k_within_limit(value: int) -> int:
+    """How many results a search may ask for; each is a row read and sent."""
+    limit = get_settings().search_max_top_k
+    if value > limit:
+        raise ValueError(f"must be at most {limit} (SEARCH_MAX_TOP_K)")
+    return value
+
+
 def _int_or_float(literal: str) -> int | float:
     value = int(literal)
     return value if INT64_MIN <= value <= INT64_MAX else float(value)
@@ -111,4 +119,9 @@ SafeStr = Annotated[str, AfterValidator(no_nul)]
 EventText = Annotated[str, StringConstraints(min_length=1), AfterValidator(text_within_limit)]
 Metadata = Annotated[dict[str, Any], AfterValidator(metadata_within_limits)]
 FilterValues = Annotated[list[Name], AfterValidator(filter_values_within_limit)]
+TopK = Annotated[
+    int,
+    Field(ge=1, description="results wanted, at most SEARCH_MAX_TOP_K (100 by default)"),
+    AfterValidator(top_k_within_limit),
+]
 Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]

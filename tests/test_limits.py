@@ -30,6 +30,7 @@ def small_gateway(stack_env: dict[str, str], tmp_root: Path) -> Iterator[process
         MAX_METADATA_BYTES="2048",
         MAX_METADATA_DEPTH="4",
         MAX_TEXT_CHARS="1000",
+        SEARCH_MAX_TOP_K="5",
     ) as gateway:
         yield gateway
 
@@ -247,6 +248,23 @@ def test_filter_values_over_limit_are_422(client: httpx.Client) -> None:
         assert "MAX_FILTER_VALUES" in json.dumps(error["details"])
     response = client.get("/api/v1/search", params=[("q", "x")] + [("source", "a")] * 101)
     assert_error(response, 422)
+
+
+def test_top_k_over_the_maximum_is_422_naming_the_setting(
+    client: httpx.Client, small: httpx.Client
+) -> None:
+    """SEARCH_MAX_TOP_K bounds the rows a search reads and sends: 100 by default, 5 on the
+    small gateway; GET names its own parameter."""
+    assert client.post("/api/v1/search", json={"query": "x", "top_k": 100}).status_code == 200
+    error = assert_error(client.post("/api/v1/search", json={"query": "x", "top_k": 101}), 422)
+    assert error["details"][0]["loc"] == ["body", "top_k"]
+    assert "SEARCH_MAX_TOP_K" in error["details"][0]["msg"]
+    assert small.get("/api/v1/search", params={"q": "x", "top_k": 5}).status_code == 200
+    error = assert_error(small.get("/api/v1/search", params={"q": "x", "top_k": 6}), 422)
+    assert error["details"][0]["loc"] == ["query", "top_k"]
+    assert "at most 5" in error["details"][0]["msg"]
+    error = assert_error(small.post("/api/v1/search", json={"query": "x", "top_k": 6}), 422)
+    assert error["details"][0]["loc"] == ["body", "top_k"]
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from gateway.search.filters import from_query
 from gateway.search.service import run_search
 
 router = APIRouter(prefix="/api/v1/search", tags=["search"])
+PARAMETERS = {"query": "q"}  # SearchRequest's field names that GET spells otherwise
 
 
 @router.post("", response_model=SearchResponse)
@@ -40,7 +41,7 @@ async def search_get(
     # Shorter than POST's 10,000: percent-encoded, a long query would pass uvicorn's
     # request-line limit and be refused in plain text before reaching the app.
     q: Annotated[str, Query(min_length=1, max_length=2_000)],
-    top_k: Annotated[int, Query(ge=1, le=100)] = 10,
+    top_k: Annotated[int, Query(ge=1, description="at most SEARCH_MAX_TOP_K (100)")] = 10,
     mode: SearchMode | None = None,
     source: Annotated[list[str] | None, Query(description="repeatable")] = None,
     type: Annotated[list[str] | None, Query(description="repeatable")] = None,
@@ -53,8 +54,11 @@ async def search_get(
     filters = from_query(source, type, occurred_after, occurred_before, metadata)
     try:
         request = SearchRequest(query=q, top_k=top_k, mode=mode, filters=filters)
-    except ValidationError as error:  # e.g. a q of blanks only, refused once stripped
+    except ValidationError as error:  # e.g. a q of blanks only, or top_k over the maximum
         raise RequestValidationError(
-            [{**e, "loc": ("query", "q")} for e in error.errors(include_url=False)]
+            [
+                {**e, "loc": ("query", PARAMETERS.get(str(e["loc"][0]), str(e["loc"][0])))}
+                for e in error.errors(include_url=False)
+            ]
         ) from None
     return await run_search(request, session, embedder, settings, caller.tenant)
