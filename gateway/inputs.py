@@ -6,7 +6,9 @@
   as soon as the count passes the limit. The body is never buffered here.
 - NUL characters in the path or query string: 400 (PostgreSQL cannot store them).
 - Media type: a body sent to ``/api/`` must be JSON (``application/json`` or ``+json``);
-  anything else is 415, rather than a confusing 422 about a missing object.
+  anything else is 400 ``unsupported_media_type``, rather than a confusing 422 about a
+  missing object. HTTP has 415 for this, but the contract promises clients "non-JSON: 422
+  or 400", and a client's retry logic keyed on that must not meet a third status.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ class InputLimits:
             and not is_json(content_type)
         ):
             message = f"the body must be JSON (application/json), not {content_type[:100]!r}"
-            await reply(scope, receive, send, 415, "unsupported_media_type", message)
+            await reply(scope, receive, send, 400, "unsupported_media_type", message)
             return
 
         received = 0

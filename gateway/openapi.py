@@ -79,18 +79,17 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
     "Health": {"status": "ok", "database": "ok", "redis": "ok", "embedder": "ok"},
 }
 ERRORS: dict[str, str] = {
-    "400": "bad request: missing or invalid header, unparsable body",
+    "400": "bad request: missing or invalid header, unparsable or non-JSON body",
     "401": "missing, unknown or revoked API key",
     "403": "the API key lacks the scope this endpoint needs",
     "404": "not found (another tenant's id answers the same)",
     "405": "method not allowed",
     "413": "request body over the size limit",
-    "415": "request body is not JSON",
     "422": "validation failed; `details` lists the fields",
     "429": "rate limit of the API key exceeded; see Retry-After and RateLimit-*",
     "503": "a store is down; retry after Retry-After",
 }
-BODY_ERRORS = ("413", "415")
+BODY_ERRORS = ("413",)
 RATE_HEADERS = {
     name: {"description": text, "schema": {"type": "integer"}}
     for name, text in (

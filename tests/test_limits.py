@@ -114,9 +114,14 @@ def test_batch_endpoint_has_its_own_larger_limit(small: httpx.Client) -> None:
 @pytest.mark.parametrize(
     "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"]
 )
-def test_body_that_is_not_json_is_415(client: httpx.Client, content_type: str) -> None:
-    body = json.dumps(event_body()).encode()
-    assert_error(raw_post(client, body, **{"Content-Type": content_type}), 415)
+def test_body_that_is_not_json_is_400(client: httpx.Client, db: Engine, content_type: str) -> None:
+    """The contract: non-JSON is 422 or 400 (not HTTP's 415), and nothing is stored."""
+    text = f"not stored {new_key()}"
+    response = raw_post(
+        client, json.dumps(event_body(text)).encode(), **{"Content-Type": content_type}
+    )
+    assert_error(response, 400, "unsupported_media_type")
+    assert event_count(db, "text = :t", t=text) == 0
 
 
 def test_json_with_charset_and_plus_json_are_accepted(client: httpx.Client) -> None:
