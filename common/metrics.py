@@ -123,6 +123,11 @@ WORKER_ONLY = (
 )
 
 
+def worker_family_names() -> frozenset[str]:
+    """The family names of :data:`WORKER_ONLY` as the text format's parser gives them."""
+    return frozenset(family.name for c in WORKER_ONLY for family in c.describe())
+
+
 def gateway_only() -> None:
     """Leave the worker's metrics out of this process's exposition: the gateway showing a
     heartbeat of 0 would read as a dead worker. (Idempotent.)"""

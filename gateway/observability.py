@@ -17,9 +17,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import exceptions as redis_exc
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common import metrics
+from common import metrics, metrics_relay
 from common.logs import get_logger
 from common.queue import QUEUE_EMBED
+from common.settings import get_settings
 
 log = get_logger("eventsearch.gateway")
 UNMATCHED = "<unmatched>"
@@ -126,7 +127,18 @@ async def read_queue_depth(request: Request) -> None:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {"example": "eventsearch_queue_depth 0"}}}},
 )
 async def prometheus_metrics(request: Request) -> Response:
-    """Prometheus text format: requests, events, queue depth, rate limiting (no key needed;
-    keep the port away from the public internet)."""
+    """Prometheus text format: requests, events, queue depth, rate limiting, and every live
+    worker's batches, retries, dead letters and heartbeat, labelled ``worker`` (relayed
+    through Redis: common/metrics_relay.py). No key needed: keep the port private."""
     await read_queue_depth(request)
-    return Response(generate_latest(metrics.registry()), media_type=CONTENT_TYPE_LATEST)
+    body = generate_latest(metrics.registry())
+    try:
+        workers = await metrics_relay.collect(
+            request.app.state.redis, get_settings().worker_heartbeat_s
+        )
+    except (redis_exc.ConnectionError, redis_exc.TimeoutError) as error:
+        log.warning("worker metrics unavailable", error=repr(error))
+        workers = {}
+    if workers:
+        body += metrics_relay.relabel(workers, metrics.worker_family_names())
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -148,10 +148,54 @@ def test_queue_depth_reads_the_embed_queue(stack_env: dict[str, str], tmp_root: 
         conn.close()
 
 
-def test_gateway_does_not_export_worker_metrics(gateway: processes.Gateway) -> None:
-    text = httpx.get(f"{gateway.url}/metrics").text
-    assert "eventsearch_worker_heartbeat" not in text
-    assert "eventsearch_embed_batch_size" not in text
+WORKER_SAMPLES = ("eventsearch_worker_heartbeat", "eventsearch_embed_", "eventsearch_dead_letters")
+
+
+def test_gateway_relays_the_live_workers_metrics(
+    client: httpx.Client, gateway: processes.Gateway, worker: processes.Worker
+) -> None:
+    """The contract's GET /metrics has batch sizes and latency, retries and dead letters:
+    each live worker's, labelled with its name; the gateway itself adds none (a heartbeat of
+    0 from the gateway would read as a dead worker)."""
+    [event_id] = [post(client, event_body()).json()["id"]]
+    wait_for(lambda: status_of(client, event_id)["status"] == "embedded", 60)
+
+    def relayed() -> str:
+        text = httpx.get(f"{gateway.url}/metrics").text
+        return text if sample(text, "eventsearch_embed_batch_size_count") >= 1 else ""
+
+    wait_for(relayed, 30, "the worker's metrics on the gateway")
+    text = relayed()
+    families = list(text_string_to_metric_families(text))
+    worker_samples = [s for f in families for s in f.samples if s.name.startswith(WORKER_SAMPLES)]
+    assert worker_samples and all(s.labels.get("worker") for s in worker_samples)
+    names = {s.name for s in worker_samples}
+    assert {
+        "eventsearch_embed_batch_duration_seconds_count",
+        "eventsearch_embed_retries_total",
+        "eventsearch_dead_letters_total",
+    } <= names
+    heartbeats = [s for s in worker_samples if s.name.startswith("eventsearch_worker_heartbeat")]
+    assert any(time.time() - 60 < s.value <= time.time() + 1 for s in heartbeats)
+    # One HELP/TYPE per family, however many workers: the text format allows no repeats.
+    helps = [line for line in text.splitlines() if line.startswith("# HELP ")]
+    assert len(helps) == len(set(helps))
+
+
+def test_a_worker_that_stopped_publishing_drops_out(
+    gateway: processes.Gateway, stack_env: dict[str, str]
+) -> None:
+    from common import metrics_relay
+
+    exposition = (
+        b"# TYPE eventsearch_dead_letters_total counter\neventsearch_dead_letters_total 7.0\n"
+    )
+    with redis.Redis.from_url(stack_env["REDIS_URL"]) as r:
+        metrics_relay.publish(r, "gone@nowhere", exposition, heartbeat_s=5)
+        assert 'worker="gone@nowhere"' in httpx.get(f"{gateway.url}/metrics").text
+        r.zadd(metrics_relay.INDEX, {"gone@nowhere": time.time() - 3600})  # last seen long ago
+        assert 'worker="gone@nowhere"' not in httpx.get(f"{gateway.url}/metrics").text
+        assert r.zscore(metrics_relay.INDEX, "gone@nowhere") is None  # forgotten
 
 
 def test_worker_exports_batch_metrics_and_heartbeat(

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 import structlog
 from celery.signals import before_task_publish, setup_logging, worker_init, worker_process_shutdown
+from redis import Redis
 
 from common.logs import configure, get_logger
 from common.settings import get_settings
@@ -66,7 +67,7 @@ def _logging(**_: Any) -> None:
 
 
 @worker_init.connect
-def _serve_metrics(**_: Any) -> None:
+def _serve_metrics(sender: Any = None, **_: Any) -> None:
     from prometheus_client import start_http_server
 
     from common import metrics
@@ -85,12 +86,40 @@ def _serve_metrics(**_: Any) -> None:
             # rather than refusing to start; the warning says what to change.
             log.warning("metrics port unavailable; set WORKER_METRICS_PORT", error=repr(error))
 
+    name = str(getattr(sender, "hostname", None) or f"worker-{os.getpid()}")
+
     def beat() -> None:
+        from redis import Redis
+
+        redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         while True:
             metrics.WORKER_HEARTBEAT.set(time.time())
+            relay(redis, name, settings.worker_heartbeat_s)
             time.sleep(settings.worker_heartbeat_s)
 
     threading.Thread(target=beat, name="metrics-heartbeat", daemon=True).start()
+
+
+_relay_failed = False
+
+
+def relay(redis: Redis, name: str, heartbeat_s: float) -> None:
+    """Publish this worker's metrics for the gateway's /metrics (common/metrics_relay.py).
+    Redis being away costs a warning once per outage, never the heartbeat."""
+    global _relay_failed
+    from prometheus_client import generate_latest
+    from redis import exceptions as redis_exc
+
+    from common import metrics, metrics_relay
+
+    try:
+        metrics_relay.publish(redis, name, generate_latest(metrics.registry()), heartbeat_s)
+    except (redis_exc.RedisError, OSError) as error:
+        if not _relay_failed:
+            log.warning("metrics not relayed to the gateway", error=repr(error))
+        _relay_failed = True
+    else:
+        _relay_failed = False
 
 
 @worker_process_shutdown.connect
