@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     embed_timeout_s: float = Field(30.0, gt=0)
     embed_batch_size: int = Field(64, ge=1, le=4096)
     embed_batch_wait_ms: int = Field(200, ge=0, le=60_000)
+    embed_batch_max_chars: int = Field(
+        250_000, ge=1, description="characters of text in one embedder call (a longer text alone)"
+    )
     embed_max_attempts: int = Field(5, ge=1, le=100)
     retry_backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles each time")
     retry_backoff_max_s: float = Field(300.0, gt=0)

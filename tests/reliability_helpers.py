@@ -1,15 +1,20 @@
 """Helpers of the reliability tests: events queued the way the gateway queues them, but all
-at once (so that they land in one batch), and reads of the dead-letter table."""
+at once (so that they land in one batch), workers of a test's own, and reads of the
+dead-letter table."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from pathlib import Path
 
+from celery import Celery
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from common.queue import enqueue_embed
+from common.queue import QUEUE_EMBED, TASK_EMBED, enqueue_embed
+from tests import processes
+from tests.conftest import wait_for
 
 
 def insert_queued(
@@ -58,3 +63,24 @@ def dead_letters_of(db: Engine, event_id: str) -> list[dict[str, object]]:
             {"id": event_id},
         ).all()
     return [dict(r._mapping) for r in rows]
+
+
+def start_worker(env: dict[str, str], logdir: Path, name: str, **settings: str) -> processes.Proc:
+    proc = processes.worker({**env, **settings}, logdir, name, concurrency=1).start()
+
+    def ready() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited:\n{proc.output()[-2000:]}")
+        return " ready." in proc.output()
+
+    wait_for(ready, 60, f"{name} ready")
+    return proc
+
+
+def publish(env: dict[str, str], ids: list[str]) -> None:
+    """One message naming every id (as the batch endpoint publishes): the events are then
+    one batch for certain. Five messages could be flushed as two batches, and a test that
+    stops the worker during the first would find the second given back, not embedded."""
+    app = Celery("test-publisher", broker=env["REDIS_URL"])
+    with app.producer_or_acquire() as producer:
+        app.send_task(TASK_EMBED, args=ids, queue=QUEUE_EMBED, producer=producer)

@@ -64,6 +64,7 @@ class Behaviour:
     # other workers that share this stub.
     watch: str | None = None
     watched_calls: int = 0
+    watched_sizes: list[int] = field(default_factory=list)  # inputs of each watched call
     # While set, watched calls wait (up to HOLD_MAX_S) until the test opens the gate: a test
     # can then act while a call is surely at the embedder, with no race against a delay.
     hold: bool = False
@@ -79,7 +80,7 @@ class Behaviour:
             self.fail_status, self.fail_times, self.retry_after = 503, 0, None
             self.hang_times, self.wrong_dim = 0, False
             self.failure_rate, self.failures = 0.0, {}
-            self.watch, self.watched_calls = None, 0
+            self.watch, self.watched_calls, self.watched_sizes = None, 0, []
             self.hold = False
             self.gate.set()
             self.gate = threading.Event()
@@ -137,6 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             b.batch_sizes.append(len(texts))
             watched = b.watch is not None and any(b.watch in str(t) for t in texts)
             b.watched_calls += int(watched)
+            if watched:
+                b.watched_sizes.append(len(texts))
             # With a watch set, the scripted hangs and failures are for the watched calls only.
             mine = b.watch is None or watched
             hang = b.hang_times > 0 and mine

@@ -1,10 +1,19 @@
-"""A pool job carries at most a worker batch of events, whatever the messages hold."""
+"""A pool job carries at most a worker batch of events, whatever the messages hold, and an
+embedder call at most EMBED_BATCH_MAX_CHARS of their text."""
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy.engine import Engine
+
+from stack.redis import EmbeddedRedis
+from tests.conftest import wait_for
+from tests.reliability_helpers import insert_queued, publish, row, start_worker
+from tests.stub_embedder import StubServer
 
 
 @pytest.mark.usefixtures("stack_env")  # importing the worker reads its settings
@@ -19,3 +28,36 @@ def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> Non
     sizes = [sum(len(r.args) for r in g) for g in grouped]
     assert sizes == [4, 1 + 3, 9, 1]  # a message over the size is a group of its own
     assert [r for g in grouped for r in g] == [*singles, chunk, big, singles[0]]  # order kept
+
+
+@pytest.mark.usefixtures("stack_env")
+def test_events_are_split_by_their_characters() -> None:
+    import workers.app  # noqa: F401
+    from workers.embed import budgeted
+    from workers.store import Pending
+
+    events = [Pending(uuid.uuid4(), "x" * n, 1) for n in (40, 40, 40, 250, 10, 10)]
+    parts = budgeted(events, max_chars=100)
+    assert [[len(e.text) for e in part] for part in parts] == [[40, 40], [40], [250], [10, 10]]
+    assert budgeted([], max_chars=100) == []
+
+
+def test_a_worker_batch_is_embedded_in_calls_within_the_character_budget(
+    stack_env: dict[str, str],
+    own_redis: EmbeddedRedis,
+    tmp_root: Path,
+    db: Engine,
+    stub: StubServer,
+) -> None:
+    """Five 40-character texts in one message, a budget of 100: three embedder calls."""
+    env = {**stack_env, "REDIS_URL": own_redis.url, "EMBED_BATCH_MAX_CHARS": "100"}
+    worker = start_worker(env, tmp_root, f"chars-{uuid.uuid4().hex[:6]}")
+    try:
+        stub.behaviour.watch = uuid.uuid4().hex[:16]
+        texts = [f"{stub.behaviour.watch} budget {i} ".ljust(40, "x") for i in range(5)]
+        ids = insert_queued(db, texts)
+        publish(env, ids)
+        wait_for(lambda: all(row(db, i)["status"] == "embedded" for i in ids), 60, "embedded")
+        assert stub.behaviour.watched_sizes == [2, 2, 1]
+    finally:
+        worker.stop()

@@ -11,18 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from celery import Celery
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from common.migrate import upgrade_head
-from common.queue import QUEUE_EMBED, TASK_EMBED
 from stack.ports import free_port
 from stack.postgres import EmbeddedPostgres
 from stack.redis import EmbeddedRedis
-from tests import processes
 from tests.conftest import wait_for
-from tests.reliability_helpers import insert_queued, row
+from tests.reliability_helpers import insert_queued, publish, row, start_worker
 from tests.stub_embedder import StubServer
 
 
@@ -44,27 +41,6 @@ def own_stack(
     engine.dispose()
     redis.stop()
     pg.stop()
-
-
-def start_worker(env: dict[str, str], logdir: Path, name: str, **settings: str) -> processes.Proc:
-    proc = processes.worker({**env, **settings}, logdir, name, concurrency=1).start()
-
-    def ready() -> bool:
-        if not proc.alive():
-            raise RuntimeError(f"{name} exited:\n{proc.output()[-2000:]}")
-        return " ready." in proc.output()
-
-    wait_for(ready, 60, f"{name} ready")
-    return proc
-
-
-def publish(env: dict[str, str], ids: list[str]) -> None:
-    """One message naming every id (as the batch endpoint publishes): the events are then
-    one batch for certain. Five messages could be flushed as two batches, and a test that
-    stops the worker during the first would find the second given back, not embedded."""
-    app = Celery("test-publisher", broker=env["REDIS_URL"])
-    with app.producer_or_acquire() as producer:
-        app.send_task(TASK_EMBED, args=ids, queue=QUEUE_EMBED, producer=producer)
 
 
 def children(pid: int) -> list[int]:

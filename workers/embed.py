@@ -1,7 +1,8 @@
 """The embed task: a message names one event (a single POST) or up to ``EMBED_BATCH_SIZE``
 (a batch POST, the sweeper); celery-batches buffers them and :class:`ReliableBatches` hands
 them to :func:`embed_events` in groups of up to ``EMBED_BATCH_SIZE`` events (or whatever
-arrived within ``EMBED_BATCH_WAIT_MS``); one embedder call serves a group.
+arrived within ``EMBED_BATCH_WAIT_MS``); one embedder call serves a group, or one per
+``EMBED_BATCH_MAX_CHARS`` of its text.
 
 Outcomes, per event:
 - embedded: the vector is stored (only if the event is still ``queued``: exactly-once effect);
@@ -155,7 +156,9 @@ def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
                 spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
             )
             metrics.DEAD_LETTERS.inc(dead)
-        process([e for e in events if e.attempts <= _settings.embed_max_attempts], rids)
+        live = [e for e in events if e.attempts <= _settings.embed_max_attempts]
+        for part in budgeted(live, _settings.embed_batch_max_chars):
+            process(part, rids)
     except DB_ERRORS as error:
         # Retrying at once would spin while the database restarts: pause (jittered), then
         # hand the messages back. The attempt claimed (if any) stays counted.
@@ -169,6 +172,21 @@ def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
         except DB_ERRORS:
             return REQUEUE
     return None
+
+
+def budgeted(events: Sequence[store.Pending], max_chars: int) -> list[list[store.Pending]]:
+    """Consecutive events in parts of at most ``max_chars`` characters of text, one embedder
+    call each (a longer text is a part of its own): a batch of long texts must not become
+    one request of many megabytes, nor one over what the embedder accepts at a time."""
+    parts: list[list[store.Pending]] = []
+    chars = 0
+    for event in events:
+        if not parts or chars + len(event.text) > max_chars:
+            parts.append([])
+            chars = 0
+        parts[-1].append(event)
+        chars += len(event.text)
+    return parts
 
 
 def groups(requests: Collection[Any], size: int) -> list[list[Any]]:
