@@ -11,11 +11,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, text, update
+import numpy as np
+import psycopg
+from pgvector.psycopg.vector import register_vector_info
+from psycopg.types import TypeInfo
+from sqlalchemy import text
 
 from common.db import sync_sessions
-from common.models import Event, EventStatus
 
 
 @dataclass(frozen=True)
@@ -48,24 +52,48 @@ def claim(ids: Sequence[str], lease_s: float) -> list[Pending]:
     return [Pending(r.id, r.text, r.attempts, r.error) for r in rows]
 
 
+# The batch's vectors go to a temporary table by binary COPY, then into events with one
+# UPDATE ... FROM it. Measured on 64 x 384-d vectors (docs/decisions.md): 6 ms against 34 ms
+# for SQLAlchemy's executemany UPDATE and 10 ms for psycopg's, index upkeep aside (pgvector's
+# HNSW insertions cost far more than either, whichever way the rows arrive).
+STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS embed_stage (id uuid, embedding vector) ON COMMIT DELETE ROWS"
+)
+STORE = text(
+    "UPDATE events e SET embedding = s.embedding, model = :model, status = 'embedded',"
+    " error = NULL, due_at = NULL, embedded_at = now(), updated_at = now()"
+    " FROM embed_stage s WHERE e.id = s.id AND e.status = 'queued'"
+)
+
+
+_vector_type: TypeInfo | None = None
+
+
+def vector_type(conn: psycopg.Connection[Any]) -> TypeInfo:
+    """pgvector's type in this database, looked up once per process."""
+    global _vector_type
+    if _vector_type is None:
+        _vector_type = TypeInfo.fetch(conn, "vector")
+        if _vector_type is None:
+            raise RuntimeError("the vector extension is missing: run `eventsearch migrate`")
+    return _vector_type
+
+
 def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], model: str) -> int:
-    """Store the vectors in one executemany; returns how many rows changed."""
+    """Store the vectors of events still queued; returns how many rows changed."""
     with sync_sessions()() as session, session.begin():
-        result = session.connection().execute(
-            update(Event)
-            .where(Event.id == bindparam("b_id"), Event.status == EventStatus.queued)
-            .values(
-                embedding=bindparam("b_embedding", type_=Event.embedding.type),
-                model=model,
-                status=EventStatus.embedded,
-                error=None,
-                due_at=None,
-                embedded_at=func.now(),
-                updated_at=func.now(),
-            ),
-            [{"b_id": e.id, "b_embedding": v} for e, v in zip(events, vectors, strict=True)],
-        )
-        return result.rowcount
+        conn = session.connection()
+        conn.exec_driver_sql(STAGE)
+        raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
+        register_vector_info(raw, vector_type(raw))
+        with (
+            raw.cursor() as cursor,
+            cursor.copy("COPY embed_stage (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
+        ):
+            copy.set_types(["uuid", "vector"])
+            for event, vector in zip(events, vectors, strict=True):
+                copy.write_row((event.id, np.asarray(vector, dtype=np.float32)))
+        return conn.execute(STORE, {"model": model}).rowcount
 
 
 def schedule_retry(
