@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     embed_timeout_s: float = Field(30.0, gt=0)
     embed_batch_size: int = Field(64, ge=1, le=4096)
     embed_batch_wait_ms: int = Field(200, ge=0, le=60_000)
+    embed_max_concurrency: int = Field(
+        4, ge=0, le=1024, description="calls in flight to the embedding server, all workers; 0: any"
+    )
     embed_batch_max_chars: int = Field(
         250_000, ge=1, description="characters of text in one embedder call (a longer text alone)"
     )

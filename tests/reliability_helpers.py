@@ -65,8 +65,10 @@ def dead_letters_of(db: Engine, event_id: str) -> list[dict[str, object]]:
     return [dict(r._mapping) for r in rows]
 
 
-def start_worker(env: dict[str, str], logdir: Path, name: str, **settings: str) -> processes.Proc:
-    proc = processes.worker({**env, **settings}, logdir, name, concurrency=1).start()
+def start_worker(
+    env: dict[str, str], logdir: Path, name: str, concurrency: int = 1, **settings: str
+) -> processes.Proc:
+    proc = processes.worker({**env, **settings}, logdir, name, concurrency=concurrency).start()
 
     def ready() -> bool:
         if not proc.alive():

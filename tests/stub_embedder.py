@@ -60,6 +60,8 @@ class Behaviour:
     failures: dict[str, int] = field(default_factory=dict)
     calls: int = 0
     in_flight: int = 0  # calls being answered right now
+    max_watched_in_flight: int = 0  # the most watched calls answered at once
+    watched_in_flight: int = 0
     # Calls holding a text with this marker: a test's own calls, told apart from those of
     # other workers that share this stub.
     watch: str | None = None
@@ -81,6 +83,7 @@ class Behaviour:
             self.hang_times, self.wrong_dim = 0, False
             self.failure_rate, self.failures = 0.0, {}
             self.watch, self.watched_calls, self.watched_sizes = None, 0, []
+            self.max_watched_in_flight = 0
             self.hold = False
             self.gate.set()
             self.gate = threading.Event()
@@ -150,6 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
             if chaos:
                 b.failures[chaos] = b.failures.get(chaos, 0) + 1
             b.in_flight += 1
+            b.watched_in_flight += int(watched)
+            b.max_watched_in_flight = max(b.max_watched_in_flight, b.watched_in_flight)
             gate = b.gate if b.hold and watched else None
         try:
             if gate is not None:
@@ -158,6 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with b.lock:
                 b.in_flight -= 1
+                b.watched_in_flight -= int(watched)
 
     def _answer(
         self, request: dict[str, Any], texts: list[str], hang: bool, fail: bool, chaos: str | None

@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections.abc import Collection, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 from billiard.einfo import ExceptionInfo
@@ -32,10 +33,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_process_shutdown
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
+from redis import Redis
 from sqlalchemy import exc as sa_exc
 
 from common import metrics
 from common.db import sync_engine
+from common.embed_slots import EmbedSlots, SlotsBusy
 from common.embedders import Embedder, PermanentEmbedError, TransientEmbedError, build_embedder
 from common.queue import TASK_EMBED
 from common.settings import get_settings
@@ -75,6 +78,15 @@ def _warm_up(**_: Any) -> None:
 def _close(**_: Any) -> None:
     if _embedder is not None:
         _embedder.close()
+
+
+@lru_cache
+def slots() -> EmbedSlots:
+    """This process's share of EMBED_MAX_CONCURRENCY (no cap for the in-process model)."""
+    limit = 0 if _settings.embedder == "local" else _settings.embed_max_concurrency
+    target = _settings.ollama_url if _settings.embedder == "ollama" else _settings.openai_url
+    redis = Redis.from_url(_settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    return EmbedSlots(redis, target, limit, lease_s=_settings.embed_timeout_s + 10)
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -144,21 +156,16 @@ def run_batch(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
 
 
 def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
-    """Claim (an attempt counted), embed and store up to one batch of events."""
+    """Claim (an attempt counted), embed and store up to one batch of events, holding one of
+    the embedder's EMBED_MAX_CONCURRENCY slots; taken before the claim, so that waiting for a
+    busy embedder costs no attempt (no slot in time: the messages go back to the queue)."""
     events: list[store.Pending] = []
     try:
-        events = store.claim(ids, _settings.sweep_after_s)
-        # A batch that never finished (its worker was killed) may have used the last attempt.
-        spent = [e for e in events if e.attempts > _settings.embed_max_attempts]
-        if spent:
-            last = spent[0].error or "the worker was lost during the batch"
-            dead = store.dead_letter(
-                spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
-            )
-            metrics.DEAD_LETTERS.inc(dead)
-        live = [e for e in events if e.attempts <= _settings.embed_max_attempts]
-        for part in budgeted(live, _settings.embed_batch_max_chars):
-            process(part, rids)
+        with slots().slot(wait_s=_settings.embed_timeout_s):
+            claim_and_process(ids, rids, events)
+    except SlotsBusy as error:
+        log.info("embedder busy, batch of %d goes back to the queue: %s", len(ids), error)
+        return REQUEUE
     except DB_ERRORS as error:
         # Retrying at once would spin while the database restarts: pause (jittered), then
         # hand the messages back. The attempt claimed (if any) stays counted.
@@ -172,6 +179,25 @@ def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
         except DB_ERRORS:
             return REQUEUE
     return None
+
+
+def claim_and_process(
+    ids: Sequence[str], rids: RequestIds | None, events: list[store.Pending]
+) -> None:
+    """The body of :func:`run_chunk`; ``events`` receives the claimed events (its time-limit
+    handler retries them)."""
+    events += store.claim(ids, _settings.sweep_after_s)
+    # A batch that never finished (its worker was killed) may have used the last attempt.
+    spent = [e for e in events if e.attempts > _settings.embed_max_attempts]
+    if spent:
+        last = spent[0].error or "the worker was lost during the batch"
+        dead = store.dead_letter(
+            spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
+        )
+        metrics.DEAD_LETTERS.inc(dead)
+    live = [e for e in events if e.attempts <= _settings.embed_max_attempts]
+    for part in budgeted(live, _settings.embed_batch_max_chars):
+        process(part, rids)
 
 
 def budgeted(events: Sequence[store.Pending], max_chars: int) -> list[list[store.Pending]]:
