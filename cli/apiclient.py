@@ -12,6 +12,8 @@ import httpx
 
 BATCH_BYTES = 512 * 1024  # well under the gateway's MAX_BODY_BYTES (1 MiB by default)
 BATCH_ITEMS = 500
+RETRIES = 20  # of one call answered 429/503
+MAX_WAIT_S = 30.0
 
 
 @dataclass
@@ -32,6 +34,16 @@ class Gateway:
 
     def close(self) -> None:
         self.http.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call, waiting out 429 and 503 as their ``Retry-After`` says (a polling eval
+        can meet the key's read limit; the gateway may be restarting); other errors raise."""
+        for _ in range(RETRIES):
+            response = self.http.request(method, path, **kwargs)
+            if response.status_code not in (429, 503):
+                break
+            time.sleep(min(float(response.headers.get("retry-after") or 1), MAX_WAIT_S))
+        return self._check(response)
 
     def _check(self, response: httpx.Response) -> Any:
         if not response.is_success:
@@ -64,7 +76,7 @@ class Gateway:
         return ids
 
     def _post_batch(self, events: list[dict[str, Any]]) -> list[str | None]:
-        body = self._check(self.http.post("/api/v1/events/batch", json={"events": events}))
+        body = self._send("POST", "/api/v1/events/batch", json={"events": events})
         return [r.get("id") if r["status"] != "rejected" else None for r in body["results"]]
 
     def wait_embedded(
@@ -77,7 +89,7 @@ class Gateway:
         while pending:
             done = 0
             for event_id in pending:
-                status = self._check(self.http.get(f"/api/v1/events/{event_id}"))["status"]
+                status = self._send("GET", f"/api/v1/events/{event_id}")["status"]
                 if status == "queued":
                     break
                 failed += status != "embedded"
@@ -91,18 +103,17 @@ class Gateway:
                     "without progress: are the workers running?"
                 )
             else:
-                time.sleep(0.25)  # a poll interval, not a wait for a condition
+                time.sleep(1.0)  # a poll interval, not a wait for a condition
         return failed
 
     def search(
         self, query: str, mode: str, top_k: int, filters: dict[str, Any]
     ) -> tuple[list[Hit], float]:
         """The hits of one search and the gateway's ``took_ms``."""
-        body = self._check(
-            self.http.post(
-                "/api/v1/search",
-                json={"query": query, "mode": mode, "top_k": top_k, "filters": filters},
-            )
+        body = self._send(
+            "POST",
+            "/api/v1/search",
+            json={"query": query, "mode": mode, "top_k": top_k, "filters": filters},
         )
         hits = [Hit(h["id"], h["metadata"]) for h in body["results"]]
         return hits, float(body["took_ms"])

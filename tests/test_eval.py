@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from cli.beir import load, score
-from tests.conftest import event_count, make_key
+from tests.conftest import event_count, extra_gateway, make_key
 from tests.processes import BIN, Gateway, Proc
 
 CORPUS = {
@@ -99,4 +99,26 @@ def test_eval_ingests_through_the_gateway_and_prints_metrics_per_mode(
     )
     assert again.returncode == 0, again.stderr
     assert event_count(db, "tenant = :t", t=tenant) == 6
+    assert json.loads(out.read_text())["modes"]["keyword"]["ndcg@10"] == pytest.approx(2 / 3)
+
+
+def test_eval_waits_out_the_rate_limit(
+    tmp_path: Path, worker: Proc, db: Engine, stack_env: dict[str, str], tmp_root: Path
+) -> None:
+    """Nine searches against a limit of two a second: the 429s are waited out as their
+    Retry-After says, and the figures are those of an unlimited run."""
+    directory = write_dataset(tmp_path)
+    key = make_key(db, f"eval-{uuid.uuid4().hex[:8]}", "ingest,search")
+    with extra_gateway(stack_env, tmp_root, "gateway-eval", RATE_LIMIT_SEARCH="2/second") as gw:
+        out = tmp_path / "figures.json"
+        result = subprocess.run(
+            [str(BIN / "eventsearch"), "eval", str(directory), "--url", gw.url, "--out", str(out)],
+            env={**stack_env, "EVENTSEARCH_API_KEY": key},
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        log = (tmp_root / "gateway-eval.log").read_text()
+    assert result.returncode == 0, result.stderr
+    assert '"status": 429' in log  # the limit was met
     assert json.loads(out.read_text())["modes"]["keyword"]["ndcg@10"] == pytest.approx(2 / 3)
