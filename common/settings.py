@@ -96,8 +96,10 @@ class Settings(BaseSettings):
 
     # Search.
     search_max_top_k: int = Field(100, ge=1, le=1000)
-    # 160, not pgvector's 40: recall@10 at 100,000 clustered vectors (make bench) was 0.939
-    # with 64, 0.947 with 100 and 0.950 with 160, for 1.5 -> 2.0 ms of SQL per query.
+    # 160, not pgvector's 40: on real embeddings (README, Evaluation) dense search scored
+    # exactly what exact search scores at 160 and 0.003 nDCG@10 below it at 64, for about
+    # 0.5 ms more SQL per query. (make bench's id-set recall that first argued for 160 was
+    # capped by distance ties in the stub's vectors; counted by distance it is 0.999.)
     hnsw_ef_search: int = Field(160, ge=1, le=1000)
     # Graph shape of the HNSW index, fixed when the first migration builds it (pgvector's
     # defaults are 16 / 64; more is better recall for a slower build).
