@@ -40,11 +40,15 @@ def producer() -> Celery:
     return app
 
 
-def enqueue_embed(event_ids: Sequence[str], request_id: str | None = None, chunk: int = 64) -> None:
-    """Publish embed messages on one broker connection (blocking), ``chunk`` ids a message.
+def enqueue_embed(
+    event_ids: Sequence[str], request_id: str | None = None, chunk: int | None = None
+) -> None:
+    """Publish embed messages on one broker connection (blocking), ``chunk`` ids a message
+    (default: a worker batch, ``EMBED_BATCH_SIZE``).
 
-    A message carries up to a worker batch of ids: a batch of 1,000 events is 16 messages
-    (16 LPUSHes on one connection) rather than 1,000, yet still spreads over the workers."""
+    A batch of 1,000 events is then 16 messages (16 LPUSHes on one connection) rather than
+    1,000, yet still spreads over the workers."""
+    chunk = chunk or get_settings().embed_batch_size
     app = producer()
     headers = {"request_id": request_id} if request_id else {}
     with app.producer_or_acquire() as publisher:

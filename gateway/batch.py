@@ -133,7 +133,7 @@ async def ingest_batch(
             else first.model_copy(update={"index": index})
         )
     await session.commit()
-    await hand_off(session, fresh, correlation_id.get(), settings.embed_batch_size)
+    await hand_off(session, fresh, correlation_id.get())
     final = [r for r in results if r is not None]
     answer = BatchResult(
         accepted=sum(r.status == "accepted" for r in final),

@@ -83,9 +83,7 @@ async def ingest_event(
         accepted, replayed = result
         if not replayed:
             await session.commit()
-            await hand_off(
-                session, [str(accepted.id)], correlation_id.get(), settings.embed_batch_size
-            )
+            await hand_off(session, [str(accepted.id)], correlation_id.get())
     except BaseException:
         if record is not None:
             await _forget(record)

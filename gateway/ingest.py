@@ -104,14 +104,12 @@ async def record_events(
     return results
 
 
-async def hand_off(
-    session: AsyncSession, event_ids: list[str], request_id: str | None, chunk: int
-) -> None:
+async def hand_off(session: AsyncSession, event_ids: list[str], request_id: str | None) -> None:
     """Publish embed messages for committed events; on failure delete them and raise 503."""
     if not event_ids:
         return
     try:
-        await asyncio.to_thread(enqueue_embed, event_ids, request_id, chunk)
+        await asyncio.to_thread(enqueue_embed, event_ids, request_id)
     except Exception as error:
         await session.execute(delete(Event).where(Event.id.in_([uuid.UUID(i) for i in event_ids])))
         await session.commit()

@@ -50,7 +50,7 @@ def sweep_once(broker: Redis) -> int:
         # (which fails fast when Redis is down rather than retrying inside this round); each
         # with the request id its event came with, so the logs of every attempt join up.
         for request_id, group in by_request.items():
-            enqueue_embed(group, request_id, chunk=settings.embed_batch_size)
+            enqueue_embed(group, request_id)
     except Exception:
         store.make_due_now(ids)  # try again next round rather than after SWEEP_AFTER_S
         raise
