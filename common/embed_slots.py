@@ -8,9 +8,10 @@ embedder URL whose members are the holders and whose scores are their lease expi
 holder killed mid-call frees its slot when its lease runs out (the call's timeout plus a
 margin) instead of holding it forever.
 
-Acquire and release are single Lua calls (the expiry sweep, the count and the claim must be
-one atomic step). A caller that waits longer than its deadline gets
-:class:`SlotsBusy` (a transient failure: the batch is retried later, like a 503).
+Acquiring is one Lua call (the expiry sweep, the count and the claim must be one atomic
+step); releasing is a ZREM. A caller that waits longer than its deadline gets
+:class:`SlotsBusy`; the worker then hands the batch's messages back unclaimed, so waiting
+costs an event no attempt.
 When Redis cannot be reached the call goes ahead uncapped: the cap protects the embedder,
 and the broker being away stops the workers anyway.
 """

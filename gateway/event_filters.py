@@ -1,15 +1,34 @@
-"""The query filters shared by the event list (``GET /api/v1/events``) and the exports:
-one ``source``, ``type`` and ``status`` each, all optional, always within the caller's tenant."""
+"""What the event reads (``GET /api/v1/events``, ``GET /api/v1/events/{id}``) and the exports
+share: the columns they show, and the filters of the list and the exports (one ``source``,
+``type`` and ``status`` each, all optional, always within the caller's tenant)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query
 from sqlalchemy import ColumnElement
+from sqlalchemy.orm import InstrumentedAttribute
 
 from common.models import Event
 from common.schemas import StatusName
+
+# Every column but the vector, the tsvector and the bookkeeping (idempotency key,
+# fingerprint, due_at, ...), named as the answers name them, in the exports' column order.
+SHOWN: dict[str, InstrumentedAttribute[Any]] = {
+    "id": Event.id,
+    "status": Event.status,
+    "source": Event.source,
+    "type": Event.type,
+    "text": Event.text,
+    "metadata": Event.meta,
+    "occurred_at": Event.occurred_at,
+    "created_at": Event.created_at,
+    "embedded_at": Event.embedded_at,
+    "model": Event.model,
+    "attempts": Event.attempts,
+    "error": Event.error,
+}
 
 Source = Annotated[str | None, Query(max_length=128)]
 Status = Annotated[StatusName | None, Query()]

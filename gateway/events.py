@@ -10,7 +10,6 @@ from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy import select, tuple_
-from sqlalchemy.orm import defer
 
 from common.errors import NotFound
 from common.models import Event
@@ -18,7 +17,7 @@ from common.schemas import EventAccepted, EventIn, EventOut, EventPage
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
 from gateway.cursors import decode_cursor, encode_cursor
 from gateway.deps import RedisDep, SessionDep, SettingsDep
-from gateway.event_filters import Source, Status, matching
+from gateway.event_filters import SHOWN, Source, Status, matching
 from gateway.idempotency import (
     IdempotencyRecord,
     Stored,
@@ -129,30 +128,14 @@ async def get_event(
         raise NotFound(f"no event {event_id!r}") from None
     # The vector is not part of the answer: leave it in the database rather than parse
     # 384+ floats on every status poll.
-    row = await session.scalar(
-        select(Event).options(defer(Event.embedding)).where(Event.id == uid, Event.tenant == tenant)
-    )
+    row = (
+        await session.execute(
+            select(*SHOWN.values()).where(Event.id == uid, Event.tenant == tenant)
+        )
+    ).first()
     if row is None:
         raise NotFound(f"no event {event_id!r}")
     return _out(row)
-
-
-# What an event's answer shows: every column but the vector, the tsvector and the
-# bookkeeping (idempotency key, fingerprint, due_at, ...).
-_SHOWN = (
-    Event.id,
-    Event.status,
-    Event.source,
-    Event.type,
-    Event.text,
-    Event.meta,
-    Event.occurred_at,
-    Event.attempts,
-    Event.error,
-    Event.model,
-    Event.embedded_at,
-    Event.created_at,
-)
 
 
 @router.get("", response_model=EventPage, responses={400: {"description": "invalid cursor"}})
@@ -169,7 +152,7 @@ async def list_events(
     a listing reads every event's text, which an ingest-only key cannot otherwise do).
     Pass ``next_cursor`` back as ``cursor`` for the next page; it is null on the last."""
     query = (
-        select(*_SHOWN)
+        select(*SHOWN.values())
         .where(*matching(caller.tenant, source, type, status))
         .order_by(Event.created_at.desc(), Event.id.desc())
         .limit(limit + 1)
@@ -185,7 +168,7 @@ async def list_events(
 
 
 def _out(row: Any) -> EventOut:
-    """The answer for an event (an ``Event`` or a row of ``_SHOWN``: the same attributes)."""
+    """The answer for a row of :data:`SHOWN`."""
     return EventOut(
         id=row.id,
         status=row.status,

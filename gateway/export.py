@@ -21,42 +21,16 @@ from sqlalchemy import Select, select
 from common.db import async_engine
 from common.models import Event
 from gateway.auth import AdminKey
-from gateway.event_filters import Source, Status, matching
+from gateway.event_filters import SHOWN, Source, Status, matching
 
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
 
-COLUMNS = (
-    "id",
-    "status",
-    "source",
-    "type",
-    "text",
-    "metadata",
-    "occurred_at",
-    "created_at",
-    "embedded_at",
-    "model",
-    "attempts",
-    "error",
-)
+COLUMNS = tuple(SHOWN)
 CHUNK = 1000
 
 
 def _query(tenant: str, source: str | None, type_: str | None, status: str | None) -> Select[Any]:
-    query = select(
-        Event.id,
-        Event.status,
-        Event.source,
-        Event.type,
-        Event.text,
-        Event.meta,
-        Event.occurred_at,
-        Event.created_at,
-        Event.embedded_at,
-        Event.model,
-        Event.attempts,
-        Event.error,
-    ).where(*matching(tenant, source, type_, status))
+    query = select(*SHOWN.values()).where(*matching(tenant, source, type_, status))
     return query.order_by(Event.created_at, Event.id)
 
 

@@ -15,6 +15,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import exceptions as redis_exc
+from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common import metrics, metrics_relay
@@ -104,10 +105,9 @@ class RequestObserver:
 router = APIRouter(tags=["operations"])
 
 
-async def read_queue_depth(request: Request) -> None:
-    """Refresh the queue gauges from Redis; when Redis is down they keep their last value
-    (the /health endpoint and the gateway's 503s tell that story)."""
-    redis = request.app.state.redis
+async def queue_figures(redis: Redis) -> tuple[int, int] | None:
+    """Messages waiting in the broker queue and taken but not acknowledged, in one round
+    trip; ``None`` when Redis cannot be reached (logged)."""
     try:
         async with redis.pipeline(transaction=False) as pipe:
             for key in QUEUE_KEYS:
@@ -115,10 +115,18 @@ async def read_queue_depth(request: Request) -> None:
             pipe.hlen(UNACKED_KEY)
             *depths, unacked = await pipe.execute()
     except (redis_exc.ConnectionError, redis_exc.TimeoutError) as error:
-        log.warning("queue depth unavailable", error=repr(error))
-        return
-    metrics.QUEUE_DEPTH.labels(QUEUE_EMBED).set(sum(int(d) for d in depths))
-    metrics.QUEUE_UNACKED.set(int(unacked))
+        log.warning("queue figures unavailable", error=repr(error))
+        return None
+    return sum(int(d) for d in depths), int(unacked)
+
+
+async def read_queue_depth(request: Request) -> None:
+    """Refresh the queue gauges from Redis; when Redis is down they keep their last value
+    (the /health endpoint and the gateway's 503s tell that story)."""
+    figures = await queue_figures(request.app.state.redis)
+    if figures is not None:
+        metrics.QUEUE_DEPTH.labels(QUEUE_EMBED).set(figures[0])
+        metrics.QUEUE_UNACKED.set(figures[1])
 
 
 @router.get(

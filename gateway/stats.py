@@ -31,7 +31,7 @@ from common.logs import get_logger
 from common.models import EventStatus
 from gateway.auth import AdminKey
 from gateway.deps import RedisDep, SessionDep, SettingsDep
-from gateway.observability import QUEUE_KEYS, UNACKED_KEY
+from gateway.observability import queue_figures
 
 log = get_logger("eventsearch.gateway")
 router = APIRouter(prefix="/api/v1", tags=["operations"])
@@ -61,8 +61,8 @@ BY_STATUS, BY_SOURCE, BY_TYPE = 0b011, 0b101, 0b110
 
 
 class QueueStats(BaseModel):
-    depth: int | None
-    unacked: int | None
+    depth: int | None = None
+    unacked: int | None = None
 
 
 class Stats(BaseModel):
@@ -109,25 +109,13 @@ def top(counts: Counter[str], limit: int) -> tuple[dict[str, int], int]:
     return dict(ranked[:limit]), sum(n for _, n in ranked[limit:])
 
 
-async def queue_stats(redis: RedisDep) -> QueueStats:
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for key in QUEUE_KEYS:
-                pipe.llen(key)
-            pipe.hlen(UNACKED_KEY)
-            *depths, unacked = await pipe.execute()
-    except REDIS_ERRORS as error:
-        log.warning("queue figures unavailable for stats", error=repr(error))
-        return QueueStats(depth=None, unacked=None)
-    return QueueStats(depth=sum(int(d) for d in depths), unacked=int(unacked))
-
-
 async def compute(session: AsyncSession, redis: RedisDep, tenant: str, groups: int) -> Stats:
     by: dict[int, Counter[str]] = {BY_STATUS: Counter(), BY_SOURCE: Counter(), BY_TYPE: Counter()}
     for row in await session.execute(GROUPS, {"tenant": tenant}):
         value = {BY_STATUS: row.status, BY_SOURCE: row.source, BY_TYPE: row.type}[row.g]
         by[row.g][value] = int(row.n)
     figures = (await session.execute(FIGURES, {"tenant": tenant})).one()
+    queue = await queue_figures(redis)
     by_source, other_sources = top(by[BY_SOURCE], groups)
     by_type, other_types = top(by[BY_TYPE], groups)
     return Stats(
@@ -142,7 +130,7 @@ async def compute(session: AsyncSession, redis: RedisDep, tenant: str, groups: i
         embedded_last_hour=int(figures.last_hour),
         dead_letters=int(figures.dead_letters),
         oldest_queued_age_s=None if figures.oldest is None else round(float(figures.oldest), 3),
-        queue=await queue_stats(redis),
+        queue=QueueStats(depth=queue[0], unacked=queue[1]) if queue else QueueStats(),
         generated_at=datetime.now(UTC),
     )
 

@@ -89,8 +89,6 @@ def _serve_metrics(sender: Any = None, **_: Any) -> None:
     name = str(getattr(sender, "hostname", None) or f"worker-{os.getpid()}")
 
     def beat() -> None:
-        from redis import Redis
-
         redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         while True:
             metrics.WORKER_HEARTBEAT.set(time.time())

@@ -23,13 +23,12 @@ from common.schemas import SearchFilters
 
 @dataclass(frozen=True)
 class Where:
-    """The tenant and the filters as SQL conditions with bound parameters: ``shape`` says
-    which filters are set, and every search with the same shape gets the same (cached)
-    ``clauses`` objects, so the statements built from them are built once per shape, not
-    once per search (building was ~15 % of a search's time); ``params`` are the values."""
+    """The tenant and the filters of one search: ``shape`` says which filters are set and
+    ``params`` holds their values. The SQL conditions are :func:`clauses` of the shape, with
+    bound parameters, so each ranking builds its statement once per shape, not once per
+    search (building was ~15 % of a search's time)."""
 
     shape: tuple[bool, ...]
-    clauses: tuple[ColumnElement[bool], ...]
     params: dict[str, Any]
 
 
@@ -44,11 +43,12 @@ def conditions(tenant: str, filters: SearchFilters) -> Where:
     }
     shape = tuple(value is not None for value in values.values())
     params = {"f_tenant": tenant, **{k: v for k, v in values.items() if v is not None}}
-    return Where(shape, clauses(shape), params)
+    return Where(shape, params)
 
 
 @lru_cache(maxsize=64)
 def clauses(shape: tuple[bool, ...]) -> tuple[ColumnElement[bool], ...]:
+    """The conditions of a shape, binding ``f_tenant`` and the ``f_*`` of each set filter."""
     has_source, has_type, has_after, has_before, has_metadata = shape
     where: list[ColumnElement[bool]] = [Event.tenant == bindparam("f_tenant")]
     if has_source:
