@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-from eventsearch import _wire
+from eventsearch import _calls, _wire
+from eventsearch._calls import R
 from eventsearch.models import Accepted, BatchResult, Event, SearchResults
 from eventsearch.retry import Deadline, OnRetry, RetryPolicy, async_retrying
 
@@ -68,17 +69,8 @@ class AsyncClient:
         """Close the connection pool."""
         await self._http.aclose()
 
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | None = None,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        ok: tuple[int, ...] = (200,),
-        gone_after_retry_ok: bool = False,
-    ) -> httpx.Response:
+    async def _perform(self, call: _calls.Call[R]) -> R:
+        """``call``, retried by ``self.retry``; each attempt's timeout is what is left."""
         deadline = Deadline(self.retry, self.timeout)
         attempts = 0
 
@@ -87,20 +79,17 @@ class AsyncClient:
             attempts += 1
             try:
                 response = await self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    params=params,
-                    headers=headers,
+                    call.method,
+                    call.path,
+                    content=call.content,
+                    headers=call.headers,
                     timeout=deadline.attempt_timeout(),
                 )
             except httpx.TransportError as error:
                 raise _wire.transport_error(error) from error
-            if gone_after_retry_ok and attempts > 1 and response.status_code == 404:
-                return response
-            return _wire.check(response, ok)
+            return call.outcome(response, attempts)
 
-        return await async_retrying(self.retry, self.on_retry)(once)
+        return call.parse(await async_retrying(self.retry, self.on_retry)(once))
 
     async def send(self, event: Mapping[str, Any], idempotency_key: str | None = None) -> Accepted:
         """Send one event; returns once it is recorded and queued (the server's 202).
@@ -110,17 +99,7 @@ class AsyncClient:
         it, so a retry after a timeout returns the first answer (``replayed=True``) instead
         of making a second event. Pass the upstream record's id to be safe across restarts
         of your own process too."""
-        key, body = _wire.event_and_key(event, idempotency_key)
-        response = await self._request(
-            "POST",
-            _wire.EVENTS,
-            content=body,
-            headers={**_wire.JSON, "Idempotency-Key": key},
-            ok=(200, 201, 202),
-        )
-        return Accepted.parse(
-            response.json(), key, _wire.replayed(response), response.headers.get("location")
-        )
+        return await self._perform(_calls.send(event, idempotency_key))
 
     async def send_batch(self, events: Iterable[Mapping[str, Any]]) -> BatchResult:
         """Send many events through the batch endpoint, ``max_batch`` per request.
@@ -130,30 +109,19 @@ class AsyncClient:
         ``events``). A batch retried after a timeout reports the items the first attempt
         recorded as ``duplicate``, with their first ids."""
         total = BatchResult()
-        offset = 0
-        for chunk in _wire.chunked(_wire.with_keys(events), self.max_batch):
-            response = await self._request(
-                "POST",
-                f"{_wire.EVENTS}/batch",
-                content=_wire.encode({"events": chunk}),
-                headers=_wire.JSON,
-            )
-            total = total + BatchResult.parse(response.json(), offset)
-            offset += len(chunk)
+        for call in _calls.batches(events, self.max_batch):
+            total = total + await self._perform(call)
         return total
 
     async def get(self, event_id: str) -> Event:
         """The event and its processing status; :class:`~eventsearch.errors.NotFound` when
         unknown (or another tenant's)."""
-        response = await self._request("GET", _wire.event_path(event_id))
-        return Event.parse(response.json())
+        return await self._perform(_calls.get(event_id))
 
     async def delete(self, event_id: str) -> None:
         """Delete an event and its vector. A 404 on a retry counts as done: the attempt
         that got no answer deleted it."""
-        await self._request(
-            "DELETE", _wire.event_path(event_id), ok=(200, 202, 204), gone_after_retry_ok=True
-        )
+        await self._perform(_calls.delete(event_id))
 
     async def search(
         self,
@@ -165,9 +133,7 @@ class AsyncClient:
     ) -> SearchResults:
         """Events nearest to ``query``, best first. ``mode`` (``dense``, ``keyword``,
         ``hybrid``) and ``filters`` are sent only when given."""
-        body = _wire.search_body(query, top_k, mode, filters)
-        response = await self._request("POST", _wire.SEARCH, content=body, headers=_wire.JSON)
-        return SearchResults.parse(response.json())
+        return await self._perform(_calls.search(query, top_k, mode, filters))
 
     # The same signature as Client.wait_embedded; the deadline is enforced inside.
     async def wait_embedded(self, event_id: str, timeout: float = 60.0) -> Event:  # noqa: ASYNC109
