@@ -5,6 +5,10 @@
 - Numbers: JSON allows ``1e400`` (parsed as infinity, which JSON cannot write back) and
   integers of any size (which orjson and many clients cannot hold); metadata numbers must
   be finite and fit in 64 bits.
+- Timestamps: any offset is taken, but the instant must lie in years 1..9999 in UTC,
+  which is what PostgreSQL stores and reads back: ``9999-12-31T23:59:59-14:00`` is year
+  10000 in UTC and ``0001-01-01T00:00:00+14:00`` is 1 BC, which psycopg (and Python)
+  cannot read, so accepting them broke every read of the tenant (issue 12, item 1).
 - Size: metadata is limited in encoded bytes (``MAX_METADATA_BYTES``) and nesting
   (``MAX_METADATA_DEPTH``); event text in characters (``MAX_TEXT_CHARS``).
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
@@ -110,6 +115,19 @@ def rfc3339_only(value: Any) -> Any:
     return value
 
 
+TIMESTAMP_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
+
+def utc_in_range(value: datetime) -> datetime:
+    """The instant in UTC, refused when that falls outside years 1..9999 (see above)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"must lie within {TIMESTAMP_RANGE} once converted to UTC; {value.isoformat()} does not"
+        ) from None
+
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
@@ -124,4 +142,4 @@ TopK = Annotated[
     Field(ge=1, description="results wanted, at most SEARCH_MAX_TOP_K (100 by default)"),
     AfterValidator(top_k_within_limit),
 ]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only), AfterValidator(utc_in_range)]
