@@ -1,7 +1,8 @@
 """Field types that keep what PostgreSQL (and our JSON tooling) cannot store out of the API.
 
 - NUL characters: PostgreSQL refuses U+0000 in ``text`` and ``jsonb``; without this check
-  a ``"\\u0000"`` in a request is a database error (a 500) instead of a 422.
+  a ``"\\u0000"`` in a request is a database error (a 500) instead of a 422. Lone
+  surrogates likewise (they are not UTF-8).
 - Numbers: JSON allows ``1e400`` (parsed as infinity, which JSON cannot write back) and
   integers of any size (which orjson and many clients cannot hold); metadata numbers must
   be finite and fit in 64 bits.
@@ -30,9 +31,41 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def no_nul(value: str) -> str:
+    """Refuse what PostgreSQL cannot store in text: NUL, and lone surrogates (JSON's
+    ``"\\ud800"`` parses to one; it is not UTF-8, so the insert would fail)."""
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\u0000) characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must not contain lone surrogates (\\ud800-\\udfff)") from None
     return value
+
+
+def nested_deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests objects and lists deeper than ``limit``, found by a scan
+    rather than by parsing: ``json.loads`` recurses once a level and raises RecursionError
+    around a thousand (a 500 before issue 12). Brackets inside strings do not count."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def text_within_limit(value: str) -> str:

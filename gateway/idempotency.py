@@ -28,8 +28,16 @@ from common.errors import AppError
 MAX_KEY_LENGTH = 255
 
 
+def _unfit(char: str) -> bool:
+    """C0 and C1 control characters, DEL, the line and paragraph separators (control
+    characters in all but name: they break lines in logs and JavaScript), and lone
+    surrogates (not UTF-8, so neither storable nor echoable)."""
+    code = ord(char)
+    return code < 32 or 127 <= code <= 159 or code in (0x2028, 0x2029) or 0xD800 <= code <= 0xDFFF
+
+
 def check_idempotency_key(key: str | None, required: bool) -> str | None:
-    """Validate the header value (at most 255 characters, no control characters)."""
+    """Validate a key (at most 255 characters, none of them :func:`_unfit`)."""
     if key is None or key == "":
         if required:
             raise AppError(
@@ -37,7 +45,7 @@ def check_idempotency_key(key: str | None, required: bool) -> str | None:
                 code="idempotency_key_missing",
             )
         return None
-    if len(key) > MAX_KEY_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in key):
+    if len(key) > MAX_KEY_LENGTH or any(_unfit(c) for c in key):
         raise AppError(
             f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters without control characters",
             code="idempotency_key_invalid",
