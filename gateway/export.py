@@ -5,6 +5,13 @@ The stream opens its own connection instead of the request session: the response
 produced after the endpoint returns, when a request-scoped session may already be closed.
 Vectors are not exported (they are large and model-specific; re-embedding rebuilds them).
 
+CSV cells are neutralised against formula injection as OWASP recommends: a cell that
+begins with ``=``, ``+``, ``-``, ``@``, tab or carriage return is written with a single
+quote (``'``) in front, so that a spreadsheet shows it as text instead of evaluating it. A
+cell that begins with ``'`` itself gets one too, which keeps the encoding lossless: drop
+one leading ``'`` from any cell that has one to get the stored value back. NDJSON is
+written as stored.
+
 A stream that fails after its 200 was sent must not end looking like a complete file
 (issue 12): the failure is logged with its traceback; NDJSON then ends with one line in the
 error shape, ``{"error": {"code": "export_failed", "message", "request_id"}}``, which no
@@ -55,13 +62,28 @@ def _ndjson(rows: Sequence[Any]) -> bytes:
     )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def neutralised(cell: str) -> str:
+    """The CSV cell for ``cell``: quoted with ``'`` when a spreadsheet could take it for
+    a formula (see the module docstring)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return neutralised(value) if isinstance(value, str) else str(_iso(value))
+
+
 def _csv(rows: Sequence[Any]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     for row in rows:
         values = dict(zip(COLUMNS, row, strict=True))
         values["metadata"] = orjson.dumps(values["metadata"]).decode()
-        writer.writerow([_iso(values[c]) if values[c] is not None else "" for c in COLUMNS])
+        writer.writerow([_cell(values[c]) for c in COLUMNS])
     return out.getvalue().encode()
 
 
