@@ -68,6 +68,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # A trailing slash is 404 in the error shape: Starlette's 307 built its Location
+        # from the Host header (an open redirect behind a proxy that passes Host on), and
+        # a redirected POST is one more round trip for nothing (issue 12, item 9).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
