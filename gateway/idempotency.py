@@ -53,6 +53,50 @@ def check_idempotency_key(key: str | None, required: bool) -> str | None:
     return key
 
 
+def _invalid_header(why: str) -> AppError:
+    return AppError(f"Idempotency-Key {why}", code="idempotency_key_invalid")
+
+
+def parse_sf_string(value: str) -> str:
+    """The string an RFC 8941 sf-string stands for: ``"..."`` of printable ASCII, with
+    ``\\"`` and ``\\\\`` the only escapes (section 4.2.5). Parameters after it
+    (``"k";p=1``) are refused rather than silently dropped: the draft defines none."""
+    text = value.strip(" ")
+    if not text.startswith('"'):
+        raise _invalid_header("as a quoted string must start with a double quote")
+    chars: list[str] = []
+    index = 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 1
+            if index == len(text) or text[index] not in '"\\':
+                raise _invalid_header('as a quoted string may escape only \\" and \\\\')
+            chars.append(text[index])
+        elif char == '"':
+            if text[index + 1 :]:
+                raise _invalid_header("must be one quoted string, without parameters")
+            if not chars:
+                raise _invalid_header("must not be an empty string")
+            return "".join(chars)
+        elif not " " <= char <= "~":
+            raise _invalid_header("as a quoted string holds printable ASCII only")
+        else:
+            chars.append(char)
+        index += 1
+    raise _invalid_header("has an opening quote without a closing one")
+
+
+def key_from_header(value: str | None, required: bool) -> str | None:
+    """The key an ``Idempotency-Key`` header carries, validated. The IETF draft makes the
+    header an RFC 8941 sf-string (``Idempotency-Key: "8e03978e"``); most clients send the
+    bare value (``8e03978e``). Both are the same key: a value that starts with a double
+    quote is read as an sf-string, any other as the key itself."""
+    if value is not None and value.lstrip(" ").startswith('"'):
+        value = parse_sf_string(value)
+    return check_idempotency_key(value, required)
+
+
 def fingerprint(payload: Any) -> str:
     """sha256 of the canonical JSON of a parsed body: key order and spacing do not matter."""
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
