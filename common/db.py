@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import sessionmaker
 
 from common.settings import get_settings
-from common.validation import load_stored_json
+from common.validation import dump_stored_json, load_stored_json
 
 # Sessions in UTC, whatever the server's or PGTZ's zone: timestamptz values are read back in
 # the session's zone, and a valid 9999-12-31T23:00Z read in a zone east of UTC is year
@@ -38,6 +38,7 @@ def async_engine() -> AsyncEngine:
                 f" -c hnsw.max_scan_tuples={settings.hnsw_max_scan_tuples}"
             ),
         },
+        json_serializer=dump_stored_json,
         json_deserializer=load_stored_json,
     )
 
@@ -57,6 +58,7 @@ def sync_engine() -> Engine:
         max_overflow=2,
         pool_pre_ping=True,
         connect_args={"connect_timeout": 5, "options": UTC_SESSION},
+        json_serializer=dump_stored_json,
         json_deserializer=load_stored_json,
     )
 

@@ -140,6 +140,39 @@ def load_stored_json(text: str | bytes) -> Any:
     return json.loads(text, parse_int=_int_or_float)
 
 
+def _exponent_float(node: Any) -> bool:
+    """A float that Python writes with an exponent and no fraction (``1e+16``): every
+    float from 1e16 up is whole, and PostgreSQL keeps such a number as the integer
+    ``10000000000000000``, which reads back as an int."""
+    return isinstance(node, float) and node.is_integer() and "e" in repr(node)
+
+
+def _holds_exponent_float(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(_holds_exponent_float(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_holds_exponent_float(v) for v in node)
+    return _exponent_float(node)
+
+
+def _encode(node: Any) -> str:
+    if isinstance(node, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + _encode(v) for k, v in node.items()) + "}"
+    if isinstance(node, list):
+        return "[" + ",".join(_encode(v) for v in node) + "]"
+    if _exponent_float(node):
+        return f"{int(node)}.0"  # exact: a whole float is an integer, and ".0" keeps it a float
+    return json.dumps(node)
+
+
+def dump_stored_json(value: Any) -> str:
+    """JSON for a jsonb column such that every float reads back as a float: a whole float
+    written with an exponent is written as ``10000000000000000.0`` instead, which
+    PostgreSQL's numeric keeps with its fraction (``1e16`` would come back as the int
+    ``10000000000000000``). Anything else is ``json.dumps``, SQLAlchemy's default."""
+    return _encode(value) if _holds_exponent_float(value) else json.dumps(value)
+
+
 def rfc3339_only(value: Any) -> Any:
     """Timestamps are RFC 3339 strings, as the OpenAPI document says; pydantic would also
     take a number as Unix time, so that ``"occurred_at": 1e-247`` meant 1970."""

@@ -210,3 +210,50 @@ def test_sessions_read_in_utc_whatever_the_servers_zone(
     finally:
         common_db.sync_engine().dispose()
         common_db.sync_engine.cache_clear()
+
+
+def _types(node: Any) -> Any:
+    """The value with every number replaced by its type's name, to compare kinds exactly
+    (``1e16 == 10**16`` in Python, but a client reading ``10000000000000000`` gets an int)."""
+    if isinstance(node, dict):
+        return {k: _types(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_types(v) for v in node]
+    return type(node).__name__ if isinstance(node, int | float) else node
+
+
+def test_whole_floats_from_1e16_up_read_back_as_floats(db: Engine, gateway: Gateway) -> None:
+    metadata = {
+        "big": 1e16,
+        "negative": -1.7976931348623157e308,
+        "list": [1e22, 2.0**80, 9007199254740993.0, 123.0, 1e-7, 5e-324],
+        "int": 10**16,
+        "ints": [-(2**63), 2**63 - 1],
+    }
+    word = f"floats{uuid.uuid4().hex[:8]}"
+    with tenant_client(db, gateway, "floats") as c:
+        event = {"source": "s", "type": "t", "text": word, "metadata": metadata}
+        sent = c.post("/api/v1/events", json=event, headers={"Idempotency-Key": new_key()})
+        assert sent.status_code == 202, sent.text
+        event_id = sent.json()["id"]
+        reads = {
+            "status": c.get(f"/api/v1/events/{event_id}").json()["metadata"],
+            "list": c.get("/api/v1/events").json()["events"][0]["metadata"],
+            "keyword": c.post("/api/v1/search", json={"query": word, "mode": "keyword"}).json()[
+                "results"
+            ][0]["metadata"],
+            "ndjson": json.loads(c.get("/api/v1/export/events.ndjson").text)["metadata"],
+            "csv": json.loads(
+                next(csv.DictReader(io.StringIO(c.get("/api/v1/export/events.csv").text)))[
+                    "metadata"
+                ]
+            ),
+        }
+        filtered = c.post(
+            "/api/v1/search",
+            json={"query": word, "mode": "keyword", "filters": {"metadata": {"big": 1e16}}},
+        )
+        assert [h["id"] for h in filtered.json()["results"]] == [event_id]
+    for path, read in reads.items():
+        assert read == metadata, path
+        assert _types(read) == _types(metadata), path
