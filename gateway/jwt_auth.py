@@ -5,10 +5,11 @@ has a JWT's three dot-separated parts (API keys, ``es_...``, have none). Two way
 a token, by its header's ``alg``:
 
 - ``JWT_JWKS_URL``: RS256/ES256 (``JWT_ALGORITHMS``) signed by a key of the provider's JWKS.
-  The keys are fetched with httpx (awaited, never blocking the event loop), cached, and
-  fetched again after ``JWT_JWKS_CACHE_S`` or when a token names a ``kid`` not in the set
-  (key rotation), at most once per ``JWT_JWKS_MIN_REFRESH_S`` so that made-up kids cannot
-  make us hammer the provider. ``JWT_ISSUER`` and ``JWT_AUDIENCE`` are then required.
+  The keys are fetched with httpx (awaited, never blocking the event loop) and cached; after
+  ``JWT_JWKS_CACHE_S`` the set is fetched again behind a request that found its key, and at
+  once when a token names a ``kid`` not in the set (key rotation), at most once per
+  ``JWT_JWKS_MIN_REFRESH_S`` so that made-up kids cannot make us hammer the provider. A
+  failed fetch keeps the keys we had. ``JWT_ISSUER`` and ``JWT_AUDIENCE`` are then required.
 - ``JWT_HS256_SECRET``: HS256 with a shared secret (at least 32 bytes).
 
 ``alg: none`` is refused, and so is algorithm confusion: an HS token is never checked
@@ -87,13 +88,24 @@ class JwksKeys:
         self.attempted_at = -math.inf  # last fetch, successful or not
         self.lock = asyncio.Lock()
         self.client: httpx.AsyncClient | None = None
+        self.background: asyncio.Task[None] | None = None
+
+    def _background_done(self, _: asyncio.Task[None]) -> None:
+        self.background = None
 
     def _may_fetch(self) -> bool:
         return time.monotonic() - self.attempted_at >= self.min_refresh_s
 
     async def key(self, kid: str | None) -> jwt.PyJWK:
         stale = time.monotonic() - self.fetched_at > self.max_age_s
-        if (stale or self._find(kid) is None) and self._may_fetch():
+        found = self._find(kid)
+        if found is not None:
+            if stale and self._may_fetch() and self.background is None:
+                # The key is known: answer now with it, refresh the set behind this request.
+                self.background = asyncio.create_task(self.refresh(self.attempted_at))
+                self.background.add_done_callback(self._background_done)
+            return found
+        if self._may_fetch():
             await self.refresh(self.attempted_at)
         found = self._find(kid)
         if found is not None:
@@ -130,6 +142,8 @@ class JwksKeys:
             log.info("JWKS fetched", keys=len(self.keys))
 
     async def close(self) -> None:
+        if self.background is not None:
+            await asyncio.gather(self.background, return_exceptions=True)
         if self.client is not None:
             await self.client.aclose()
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from common.errors import AppError
 from common.settings import Settings
 from gateway.jwt_auth import JwtVerifier
 from stack.ports import free_port
@@ -368,3 +369,62 @@ def test_tenant_and_scopes_from_configured_claims(
 def test_unsafe_jwt_settings_fail_at_start(env: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         Settings(database_url="postgresql://u@h/db", redis_url="redis://h", **env)  # type: ignore[arg-type]
+
+
+def jwks_settings(url: str, **env: str) -> Settings:
+    return Settings(
+        database_url="postgresql://u@h/db",
+        redis_url="redis://h",
+        jwt_jwks_url=url,
+        jwt_issuer=ISSUER,
+        jwt_audience=AUDIENCE,
+        **env,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_stale_key_set_is_fetched_again_behind_the_request(
+    jwks: Jwks, rsa_key: SigningKey, ec_key: SigningKey
+) -> None:
+    jwks.publish(rsa_key, ec_key)
+    verifier = JwtVerifier(jwks_settings(jwks.url, jwt_jwks_min_refresh_s="0"))
+    try:
+        assert (await verifier.verify(rsa_key.sign())).tenant == TENANT
+        before = jwks.fetches
+        for _ in range(3):
+            assert verifier.jwks is not None
+            verifier.jwks.fetched_at -= 3600  # older than JWT_JWKS_CACHE_S
+            assert (await verifier.verify(rsa_key.sign())).tenant == TENANT
+            assert verifier.jwks.background is not None  # the verification did not wait
+            await verifier.jwks.background
+        assert jwks.fetches == before + 3
+    finally:
+        await verifier.close()
+
+
+async def test_keys_are_kept_while_the_provider_is_down(rsa_key: SigningKey) -> None:
+    provider = Jwks()
+    provider.publish(rsa_key)
+    verifier = JwtVerifier(jwks_settings(provider.url, jwt_jwks_min_refresh_s="0"))
+    try:
+        assert (await verifier.verify(rsa_key.sign())).tenant == TENANT
+        provider.server.shutdown()
+        provider.server.server_close()
+        for _ in range(3):
+            assert verifier.jwks is not None
+            verifier.jwks.fetched_at -= 3600
+            assert (await verifier.verify(rsa_key.sign())).tenant == TENANT
+            if verifier.jwks.background is not None:
+                await verifier.jwks.background
+    finally:
+        await verifier.close()
+
+
+async def test_no_keys_ever_fetched_is_503_not_401(rsa_key: SigningKey) -> None:
+    verifier = JwtVerifier(jwks_settings(f"http://127.0.0.1:{free_port()}/jwks"))
+    try:
+        with pytest.raises(AppError) as refused:
+            await verifier.verify(rsa_key.sign())
+        assert refused.value.status_code == 503 and refused.value.code == "jwks_unavailable"
+        assert refused.value.headers["Retry-After"]
+    finally:
+        await verifier.close()
