@@ -29,7 +29,9 @@ from gateway import (
     search,
     stats,
 )
+from gateway.auth_middleware import Authentication
 from gateway.inputs import InputLimits
+from gateway.jwt_auth import JwtVerifier
 from gateway.observability import RequestObserver
 from gateway.ratelimit import RateLimiter, RateLimitHeaders
 
@@ -51,6 +53,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await app.state.redis.aclose()
         await app.state.rate_limiter.close()
+        await app.state.jwt_verifier.close()
         app.state.embedder.close()
         await async_engine().dispose()
 
@@ -75,12 +78,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.jwt_verifier = JwtVerifier(settings)
     # Middleware, innermost first (each add wraps the previous): the rate-limit headers are
     # added to whatever answer the app gives; input limits run before
-    # any parsing; CORS answers preflights; the observer logs and counts every answer,
+    # any parsing; authentication (and the caller's rate limit) before those, from the
+    # headers alone, so nothing of an unauthenticated body is read or reported on; CORS
+    # answers preflights; the observer logs and counts every answer,
     # including those two's; the request id is set outermost so every line carries it.
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(InputLimits, settings=settings)
+    app.add_middleware(
+        Authentication,
+        settings=settings,
+        limiter=app.state.rate_limiter,
+        verifier=app.state.jwt_verifier,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -80,7 +80,14 @@ def test_procfile_runs_gateway_worker_and_flower() -> None:
     lines = dict(
         line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
     )
-    assert "uvicorn gateway.app:app" in lines["gateway"]
+    assert "python -m gateway.server" in lines["gateway"]
     assert "celery -A workers.app worker" in lines["worker"]
     assert "celery -A workers.app flower" in lines["flower"]
     assert "--basic-auth" in lines["flower"]
+
+
+def test_compose_runs_the_guarded_server_on_loopback_only() -> None:
+    """gateway/server.py applies the header limits; a proxy in front faces the network."""
+    gateway = _services()["gateway"]
+    assert "exec python -m gateway.server " in " ".join(gateway["command"])
+    assert gateway["ports"] == ["127.0.0.1:8000:8000"]
