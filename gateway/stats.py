@@ -208,6 +208,22 @@ class TimelinePoint(BaseModel):
 
 
 class Timeline(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tenant": "dev",
+                    "bucket": "minute",
+                    "points": [
+                        {"start": "2026-11-01T08:59:00Z", "accepted": 40, "embedded": 38},
+                        {"start": "2026-11-01T09:00:00Z", "accepted": 12, "embedded": 14},
+                    ],
+                    "generated_at": "2026-11-01T09:00:30.120Z",
+                }
+            ]
+        }
+    )
+
     tenant: str
     bucket: BucketName
     points: list[TimelinePoint]
