@@ -21,6 +21,7 @@ import typer
 from stack import stackfile
 
 TIMEOUT_S = 3
+ORDER = ["up", "postgres", "redis", "honcho", "gateway", "worker", "flower"]
 
 
 def _state() -> tuple[dict[str, Any], str]:
@@ -136,7 +137,8 @@ def gather() -> tuple[dict[str, Any], str]:
             "state": _http(state.get("flower_url"), "/healthcheck"),
         },
         "processes": {
-            name: {"pid": pid, "running": stackfile.alive(pid)} for name, pid in pids.items()
+            name: {"pid": pids[name], "running": stackfile.alive(pids[name])}
+            for name in sorted(pids, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
         },
         "dev_key_file": state.get("dev_key_file"),
         "flower_password_file": state.get("flower_password_file"),

@@ -4,7 +4,9 @@
 processes have pids, and removes it when it stops. Every other ``eventsearch`` command
 reads it when ``DATABASE_URL``/``REDIS_URL`` are unset, so a second terminal needs no
 exports. It holds URLs, ports, pids and the *paths* of the dev key and the Flower password,
-never a secret (the embedded PostgreSQL trusts local connections; its URL has no password).
+not the secrets themselves (the embedded PostgreSQL trusts local connections, so its URL has
+no password; a ``DATABASE_URL`` given to ``up`` is recorded as given, which is one reason the
+file is its owner's alone).
 
 A file left by an ``up`` that was killed is *stale*: its process is gone, or its servers no
 longer answer. Reading one raises :class:`StaleStack` with one line saying so, never a

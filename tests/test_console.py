@@ -291,3 +291,87 @@ def test_the_console_files_are_package_data() -> None:
     patterns = data["package-data"]["gateway.console"]
     for name in ("index.html", "console.js", "console.css"):
         assert any(Path("static", name).match(p) for p in patterns), name
+
+
+EVENT_ID = "0b9f4a52-2c7e-4d0e-9a39-5d3f0f6c1a11"
+OLDER_ID = "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f"
+TEXT = "Posted 1 November. Senior data engineer in Nairobi, Spark and Airflow. Apply by mail."
+PASSAGE = "Senior data engineer in Nairobi, Spark and Airflow."
+
+
+def fulfil(body: object, status: int = 200) -> object:
+    return lambda route: route.fulfill(status=status, json=body)
+
+
+def test_console_marks_the_passage_and_lists_a_subjects_versions(
+    browser: Browser, gateway: Gateway, db: Engine
+) -> None:
+    """The fields the chunks and subjects work adds (a hit's ``passage``, an event's
+    ``subject`` and ``GET /api/v1/subjects/...``), answered at the network by Playwright so
+    the console's handling of them is tested whichever of them the gateway has yet."""
+    key = make_key(db, f"console-{uuid.uuid4().hex[:8]}", "search")
+    start = TEXT.index(PASSAGE)
+    hit = {
+        "id": EVENT_ID,
+        "score": 0.8123,
+        "text": TEXT,
+        "source": "jobboard",
+        "type": "job.posted",
+        "metadata": {},
+        "occurred_at": "2026-11-01T09:00:00Z",
+        "rankings": {"dense": 1},
+        "passage": {"text": PASSAGE, "start": start, "end": start + len(PASSAGE)},
+    }
+    event = {
+        **{k: hit[k] for k in ("id", "text", "source", "type", "metadata", "occurred_at")},
+        "status": "embedded",
+        "attempts": 1,
+        "error": None,
+        "model": "stub-embed",
+        "embedded_at": "2026-11-01T09:00:02Z",
+        "created_at": "2026-11-01T09:00:01Z",
+        "subject": "posting/42",
+    }
+    older = {**event, "id": OLDER_ID, "status": "superseded", "occurred_at": "2026-10-01T09:00:00Z"}
+    history = {
+        "source": "jobboard",
+        "subject": "posting/42",
+        "current": EVENT_ID,
+        "deleted_at": None,
+        "versions": [event, older],
+        "next_cursor": None,
+    }
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    page.route(
+        "**/api/v1/search",
+        fulfil({"results": [hit], "model": "m", "mode": "dense", "took_ms": 3.2}),
+    )
+    page.route(f"**/api/v1/events/{EVENT_ID}", fulfil(event))
+    page.route(f"**/api/v1/events/{OLDER_ID}", fulfil({**older, "subject": "gone"}))
+    page.route("**/api/v1/subjects/jobboard/posting%2F42", fulfil(history))
+    page.route(
+        "**/api/v1/subjects/jobboard/gone",
+        fulfil({"error": {"code": "not_found", "message": "no subject", "request_id": "r1"}}, 404),
+    )
+
+    page.goto(gateway.url + "/console")
+    page.fill("#api-key", key)
+    page.keyboard.press("Enter")
+    page.fill("#q", "data engineering in Kenya")
+    page.keyboard.press("Enter")
+    marked = page.locator("#results .hit mark")
+    expect(marked).to_have_count(1)
+    expect(marked).to_have_text(PASSAGE)  # exactly the span, not the query's words
+    expect(page.locator("#results .hit .passage")).to_contain_text("Posted 1 November.")
+
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    expect(page.locator("#event-body .facts")).to_contain_text("posting/42")
+    versions = page.locator("#event-versions tbody tr")
+    expect(versions).to_have_count(2)
+    expect(versions.nth(0)).to_contain_text("current")
+    expect(versions.nth(1)).to_contain_text("superseded")
+    versions.nth(1).locator("a").click()
+    expect(page.locator("#event-versions")).to_contain_text("keeps no history")
+    context.close()
