@@ -18,6 +18,7 @@ from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
 from gateway import (
     batch,
+    console,
     dead_letters,
     deletion,
     errors,
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(health.router)
     app.include_router(observability.router)
+    app.include_router(console.router)
     return app
 
 
