@@ -18,11 +18,11 @@ from typing import Annotated
 from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, select, text, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.dead_letters import MARK_REPLAYED, REQUEUE_EVENTS
 from common.errors import NotFound
+from common.lifecycle import transitions
 from common.models import DeadLetter, Event
 from common.queue import enqueue_embed
 from common.settings import get_settings
@@ -120,28 +120,12 @@ async def list_dead_letters(
 
 async def replay(session: AsyncSession, tenant: str, letter_id: uuid.UUID | None) -> Replayed:
     """Replay one letter (``letter_id``) or all of the tenant's; commits, then publishes."""
-    match = and_(DeadLetter.tenant == tenant, DeadLetter.replayed_at.is_(None))
-    if letter_id is not None:
-        match = and_(match, DeadLetter.id == letter_id)
-    letters = (
-        await session.execute(
-            select(DeadLetter.id, DeadLetter.event_id)
-            .where(match)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    if letter_id is not None and not letters:
+    done = await session.run_sync(
+        transitions.replay, tenant, letter_id, get_settings().sweep_after_s
+    )
+    if letter_id is not None and not done.letters:
         raise NotFound(f"no dead letter {letter_id}")
-    event_ids = [row.event_id for row in letters]
-    if letters:
-        await session.execute(
-            text(MARK_REPLAYED),
-            {"ids": [row.id for row in letters]},
-        )
-        queued = await session.execute(
-            text(REQUEUE_EVENTS), {"ids": event_ids, "after": get_settings().sweep_after_s}
-        )
-        event_ids = [row.id for row in queued]
+    event_ids = done.event_ids
     await session.commit()
     if event_ids:
         try:

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import cast
 
 import orjson
-from sqlalchemy import Table, delete, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import ServiceUnavailable
-from common.models import Event, EventStatus
+from common.lifecycle import transitions
+from common.models import Event
 from common.queue import enqueue_embed
 from common.schemas import EventAccepted, EventIn
 from gateway.idempotency import key_reused
@@ -52,7 +52,6 @@ def _row(tenant: str, item: NewEvent) -> dict[str, object]:
         "text": e.text,
         "metadata": e.metadata,
         "occurred_at": e.occurred_at,
-        "status": EventStatus.queued,
     }
 
 
@@ -66,16 +65,7 @@ async def record_events(
     if not items:
         return []
     rows = [_row(tenant, item) for item in items]
-    table = cast(Table, Event.__table__)
-    inserted = {
-        r.id: r
-        for r in await session.execute(
-            insert(table)
-            .values(rows)
-            .on_conflict_do_nothing(constraint="uq_events_tenant_key")
-            .returning(table.c.id, table.c.created_at)
-        )
-    }
+    inserted = await session.run_sync(transitions.record, rows)
     missing = [item.key for row, item in zip(rows, items, strict=True) if row["id"] not in inserted]
     known = {}
     if missing:
@@ -89,11 +79,10 @@ async def record_events(
         }
     results: list[tuple[EventAccepted, bool] | Exception] = []
     for row, item in zip(rows, items, strict=True):
-        new = inserted.get(row["id"])
-        if new is not None:
-            results.append(
-                (EventAccepted(id=new.id, status="queued", created_at=new.created_at), False)
-            )
+        created_at = inserted.get(cast(uuid.UUID, row["id"]))
+        if created_at is not None:
+            answer = EventAccepted(id=row["id"], status="queued", created_at=created_at)
+            results.append((answer, False))
             continue
         first = known[item.key]
         if first.fingerprint != item.fp:
@@ -111,7 +100,7 @@ async def hand_off(session: AsyncSession, event_ids: list[str], request_id: str 
     try:
         await asyncio.to_thread(enqueue_embed, event_ids, request_id)
     except Exception as error:
-        await session.execute(delete(Event).where(Event.id.in_([uuid.UUID(i) for i in event_ids])))
+        await session.run_sync(transitions.withdraw, event_ids)
         await session.commit()
         raise ServiceUnavailable(
             f"the queue is unavailable ({type(error).__name__}); nothing was recorded, retry later",

@@ -40,9 +40,11 @@ from common import metrics
 from common.db import sync_engine
 from common.embed_slots import EmbedSlots, SlotsBusy
 from common.embedders import Embedder, PermanentEmbedError, TransientEmbedError, build_embedder
+from common.lifecycle import apply
+from common.lifecycle import transitions as t
+from common.lifecycle.transitions import Pending
 from common.queue import TASK_EMBED
 from common.settings import get_settings
-from workers import store
 from workers.app import app
 from workers.observability import observed
 
@@ -101,7 +103,7 @@ def backoff(attempt: int, retry_after: float | None) -> float:
 RequestIds = Mapping[str, str | None]  # event id -> request id of the message that named it
 
 
-def process(events: Sequence[store.Pending], rids: RequestIds | None = None) -> None:
+def process(events: Sequence[Pending], rids: RequestIds | None = None) -> None:
     """Embed and store ``events``; on a permanent error, bisect to find the bad input."""
     if not events:
         return
@@ -114,17 +116,17 @@ def process(events: Sequence[store.Pending], rids: RequestIds | None = None) -> 
     except PermanentEmbedError as error:
         if len(events) == 1:
             log.warning("event %s failed permanently: %s", events[0].id, error)
-            metrics.DEAD_LETTERS.inc(store.dead_letter(events, str(error)))
+            metrics.DEAD_LETTERS.inc(apply(t.dead_letter, events, str(error)))
             return
         middle = len(events) // 2
         process(events[:middle], rids)
         process(events[middle:], rids)
         return
-    store.save_vectors(events, vectors, model.model)
+    apply(t.store, events, vectors, model.model)
 
 
 def retry(
-    events: Sequence[store.Pending],
+    events: Sequence[Pending],
     error: str,
     retry_after: float | None,
     rids: RequestIds | None = None,
@@ -134,11 +136,11 @@ def retry(
     exhausted = [e for e in events if e.attempts >= limit]
     again = [e for e in events if e.attempts < limit]
     if exhausted:
-        dead = store.dead_letter(exhausted, f"gave up after {limit} attempts: {error}")
+        dead = apply(t.dead_letter, exhausted, f"gave up after {limit} attempts: {error}")
         metrics.DEAD_LETTERS.inc(dead)
     if again:
         delays = [backoff(e.attempts, retry_after) for e in again]
-        store.schedule_retry(again, error, delays, rids)
+        apply(t.schedule_retry, again, error, delays, rids)
         metrics.RETRIES.inc(len(again))
     log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
 
@@ -159,7 +161,7 @@ def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
     """Claim (an attempt counted), embed and store up to one batch of events, holding one of
     the embedder's EMBED_MAX_CONCURRENCY slots; taken before the claim, so that waiting for a
     busy embedder costs no attempt (no slot in time: the messages go back to the queue)."""
-    events: list[store.Pending] = []
+    events: list[Pending] = []
     try:
         with slots().slot(wait_s=_settings.embed_timeout_s):
             claim_and_process(ids, rids, events)
@@ -181,18 +183,16 @@ def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
     return None
 
 
-def claim_and_process(
-    ids: Sequence[str], rids: RequestIds | None, events: list[store.Pending]
-) -> None:
+def claim_and_process(ids: Sequence[str], rids: RequestIds | None, events: list[Pending]) -> None:
     """The body of :func:`run_chunk`; ``events`` receives the claimed events (its time-limit
     handler retries them)."""
-    events += store.claim(ids, _settings.sweep_after_s)
+    events += apply(t.claim, ids, _settings.sweep_after_s)
     # A batch that never finished (its worker was killed) may have used the last attempt.
     spent = [e for e in events if e.attempts > _settings.embed_max_attempts]
     if spent:
         last = spent[0].error or "the worker was lost during the batch"
-        dead = store.dead_letter(
-            spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
+        dead = apply(
+            t.dead_letter, spent, f"gave up after {_settings.embed_max_attempts} attempts: {last}"
         )
         metrics.DEAD_LETTERS.inc(dead)
     live = [e for e in events if e.attempts <= _settings.embed_max_attempts]
@@ -200,11 +200,11 @@ def claim_and_process(
         process(part, rids)
 
 
-def budgeted(events: Sequence[store.Pending], max_chars: int) -> list[list[store.Pending]]:
+def budgeted(events: Sequence[Pending], max_chars: int) -> list[list[Pending]]:
     """Consecutive events in parts of at most ``max_chars`` characters of text, one embedder
     call each (a longer text is a part of its own): a batch of long texts must not become
     one request of many megabytes, nor one over what the embedder accepts at a time."""
-    parts: list[list[store.Pending]] = []
+    parts: list[list[Pending]] = []
     chars = 0
     for event in events:
         if not parts or chars + len(event.text) > max_chars:

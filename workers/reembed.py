@@ -14,10 +14,11 @@ import uuid
 from collections.abc import Sequence
 
 from celery import Task
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import select
 
 from common.db import sync_sessions
 from common.embedders import PermanentEmbedError, TransientEmbedError
+from common.lifecycle import apply, transitions
 from common.models import Event, EventStatus
 from common.reembed import TASK_REEMBED
 from common.settings import get_settings
@@ -40,21 +41,7 @@ def load(ids: Sequence[str], model: str) -> list[tuple[uuid.UUID, str]]:
 
 
 def save(pairs: Sequence[tuple[uuid.UUID, list[float]]], model: str) -> int:
-    if not pairs:
-        return 0
-    with sync_sessions()() as session, session.begin():
-        result = session.connection().execute(
-            update(Event)
-            .where(Event.id == bindparam("b_id"), Event.status == EventStatus.embedded)
-            .values(
-                embedding=bindparam("b_embedding", type_=Event.embedding.type),
-                model=model,
-                embedded_at=func.now(),
-                updated_at=func.now(),
-            ),
-            [{"b_id": i, "b_embedding": v} for i, v in pairs],
-        )
-        return result.rowcount
+    return apply(transitions.reembed, pairs, model)
 
 
 def embed_each(events: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID, list[float]]]:

@@ -25,9 +25,10 @@ from typing import Any
 from celery import bootsteps
 from redis import Redis
 
+from common.lifecycle import apply
+from common.lifecycle import transitions as t
 from common.queue import QUEUE_EMBED, enqueue_embed
 from common.settings import get_settings
-from workers import store
 
 log = logging.getLogger("eventsearch.sweeper")
 BATCH = 1000  # events per round; a larger backlog drains over several rounds
@@ -38,7 +39,7 @@ def sweep_once(broker: Redis) -> int:
     settings = get_settings()
     # Kombu keeps a queue as a Redis list named after it: its length is the backlog.
     backlog = int(broker.llen(QUEUE_EMBED))
-    due = store.claim_due(settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
+    due = apply(t.claim_due, settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
     if not due:
         return 0
     ids = [event_id for event_id, _ in due]
@@ -52,7 +53,7 @@ def sweep_once(broker: Redis) -> int:
         for request_id, group in by_request.items():
             enqueue_embed(group, request_id)
     except Exception:
-        store.make_due_now(ids)  # try again next round rather than after SWEEP_AFTER_S
+        apply(t.requeue, ids)  # try again next round rather than after SWEEP_AFTER_S
         raise
     return len(ids)
 
