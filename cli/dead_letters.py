@@ -43,7 +43,7 @@ def replay(
 ) -> None:
     """Queue the dead-lettered events again (attempts reset) and publish them."""
     from common.lifecycle import apply, transitions
-    from common.queue import enqueue_embed
+    from common.lifecycle.handoff import hand_off
     from common.settings import load_or_exit
 
     settings = load_or_exit()
@@ -62,6 +62,6 @@ def replay(
         typer.echo(f"eventsearch: no dead letter {letter_id}", err=True)
         raise typer.Exit(1)
     event_ids = [str(i) for i in done.event_ids]
-    if event_ids:
-        enqueue_embed(event_ids)
+    if not hand_off(event_ids, None, "requeue"):
+        typer.echo("eventsearch: the queue is unavailable; the sweeper publishes them", err=True)
     typer.echo(f"replayed {len(event_ids)} events")

@@ -2,15 +2,14 @@
 one, replay all. Replaying puts the event back to ``queued`` with its attempts reset, marks
 the letter replayed (kept as history) and publishes the event again.
 
-The database change is committed before publishing; if publishing fails the answer is still
-202, because the event is durably queued and the sweeper publishes it within
-``SWEEP_AFTER_S`` (answering 503 would invite a retry that finds no dead letter to replay).
+The database change is committed before publishing (``common.lifecycle.handoff``,
+``if_down="requeue"``); if publishing fails the answer is still 202, because the event is
+durably queued and due now: the sweeper publishes it at its next round (answering 503 would
+invite a retry that finds no dead letter to replay).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -23,14 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import NotFound
 from common.lifecycle import transitions
+from common.lifecycle.handoff import hand_off_async
 from common.models import DeadLetter, Event
-from common.queue import enqueue_embed
 from common.settings import get_settings
 from gateway.auth import AdminKey
 from gateway.cursors import decode_cursor, encode_cursor
 from gateway.deps import SessionDep
 
-log = logging.getLogger("eventsearch.gateway")
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
 
@@ -127,13 +125,7 @@ async def replay(session: AsyncSession, tenant: str, letter_id: uuid.UUID | None
         raise NotFound(f"no dead letter {letter_id}")
     event_ids = done.event_ids
     await session.commit()
-    if event_ids:
-        try:
-            await asyncio.to_thread(
-                enqueue_embed, [str(i) for i in event_ids], correlation_id.get()
-            )
-        except Exception as error:  # the sweeper publishes them (see the module docstring)
-            log.warning("replayed events not published now, the sweeper will: %r", error)
+    await hand_off_async(session, [str(i) for i in event_ids], correlation_id.get(), "requeue")
     return Replayed(replayed=len(event_ids), event_ids=event_ids)
 
 

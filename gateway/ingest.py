@@ -1,14 +1,12 @@
-"""Recording events in PostgreSQL and handing them to the queue.
-
-Order of effects, chosen so that nothing is half-written: rows are committed first, then
-the messages are published; if publishing fails the rows are deleted again and the client
-gets 503 (its retry is then processed afresh). The unique constraint on
-(tenant, idempotency_key) is the last line against duplicates, whatever happens to Redis.
+"""Recording events in PostgreSQL (transition ``record``); the handlers then commit and hand
+them to the queue through ``common.lifecycle.handoff`` (``if_down="withdraw"``: if
+publishing fails the rows are withdrawn and the client gets 503, so its retry is processed
+afresh and nothing is half-written). The unique constraint on (tenant, idempotency_key) is
+the last line against duplicates, whatever happens to Redis.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,10 +16,8 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import ServiceUnavailable
 from common.lifecycle import transitions
 from common.models import Event
-from common.queue import enqueue_embed
 from common.schemas import EventAccepted, EventIn
 from gateway.idempotency import key_reused
 
@@ -91,18 +87,3 @@ async def record_events(
             answer = EventAccepted(id=first.id, status="queued", created_at=first.created_at)
             results.append((answer, True))
     return results
-
-
-async def hand_off(session: AsyncSession, event_ids: list[str], request_id: str | None) -> None:
-    """Publish embed messages for committed events; on failure delete them and raise 503."""
-    if not event_ids:
-        return
-    try:
-        await asyncio.to_thread(enqueue_embed, event_ids, request_id)
-    except Exception as error:
-        await session.run_sync(transitions.withdraw, event_ids)
-        await session.commit()
-        raise ServiceUnavailable(
-            f"the queue is unavailable ({type(error).__name__}); nothing was recorded, retry later",
-            code="queue_unavailable",
-        ) from error
