@@ -13,7 +13,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from celery import Task
+from celery import Task, shared_task
 from sqlalchemy import select
 
 from common.db import sync_sessions
@@ -22,7 +22,6 @@ from common.lifecycle import apply, transitions
 from common.models import Event, EventStatus
 from common.reembed import TASK_REEMBED
 from common.settings import get_settings
-from workers.app import app
 from workers.embed import backoff, embedder
 
 log = logging.getLogger("eventsearch.worker")
@@ -57,7 +56,7 @@ def embed_each(events: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID,
     return pairs
 
 
-@app.task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
+@shared_task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
 def reembed_events(self: Task, ids: list[str], model: str) -> int:
     """Re-embed ``ids`` with ``model``, which must be this worker's; returns rows updated."""
     mine = embedder().model
