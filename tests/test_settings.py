@@ -11,10 +11,19 @@ import pytest
 BASE = {"DATABASE_URL": "postgresql://u@127.0.0.1:1/db", "REDIS_URL": "redis://127.0.0.1:1/0"}
 
 
+# What each process runs when it starts: the gateway reads its settings when its app module
+# is imported; a worker imports cleanly and starts up in workers.app.start_up (the
+# import_modules signal; tests/test_imports.py runs the real `celery worker`).
+STARTS = {
+    "gateway.app": "import gateway.app",
+    "workers.app": "import workers.app as w; w.start_up()",
+}
+
+
 def start(module: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in BASE and k not in env}
     return subprocess.run(
-        [sys.executable, "-c", f"import {module}"],
+        [sys.executable, "-c", STARTS[module]],
         env={**clean, **env},
         capture_output=True,
         text=True,

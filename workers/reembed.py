@@ -13,15 +13,15 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from celery import Task
-from sqlalchemy import bindparam, func, select, update
+from celery import Task, shared_task
+from sqlalchemy import select
 
 from common.db import sync_sessions
 from common.embedders import PermanentEmbedError, TransientEmbedError
+from common.lifecycle import apply, transitions
 from common.models import Event, EventStatus
 from common.reembed import TASK_REEMBED
 from common.settings import get_settings
-from workers.app import app
 from workers.embed import backoff, embedder
 
 log = logging.getLogger("eventsearch.worker")
@@ -40,21 +40,7 @@ def load(ids: Sequence[str], model: str) -> list[tuple[uuid.UUID, str]]:
 
 
 def save(pairs: Sequence[tuple[uuid.UUID, list[float]]], model: str) -> int:
-    if not pairs:
-        return 0
-    with sync_sessions()() as session, session.begin():
-        result = session.connection().execute(
-            update(Event)
-            .where(Event.id == bindparam("b_id"), Event.status == EventStatus.embedded)
-            .values(
-                embedding=bindparam("b_embedding", type_=Event.embedding.type),
-                model=model,
-                embedded_at=func.now(),
-                updated_at=func.now(),
-            ),
-            [{"b_id": i, "b_embedding": v} for i, v in pairs],
-        )
-        return result.rowcount
+    return apply(transitions.reembed, pairs, model)
 
 
 def embed_each(events: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID, list[float]]]:
@@ -70,7 +56,7 @@ def embed_each(events: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID,
     return pairs
 
 
-@app.task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
+@shared_task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
 def reembed_events(self: Task, ids: list[str], model: str) -> int:
     """Re-embed ``ids`` with ``model``, which must be this worker's; returns rows updated."""
     mine = embedder().model
