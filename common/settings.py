@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     http_header_timeout_s: float = Field(
         10.0, gt=0, le=600, description="a request's head must arrive within this; else 408"
     )
+    http_body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="longest pause while a request body arrives; else 408"
+    )
     jwt_jwks_url: str | None = Field(None, description="JWKS of the identity provider (RS/ES)")
     jwt_hs256_secret: SecretStr | None = Field(None, description="shared HS256 secret")
     jwt_issuer: str | None = None

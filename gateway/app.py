@@ -1,4 +1,4 @@
-"""The gateway's app factory; ``uvicorn gateway.app:app`` serves it."""
+"""The gateway's app factory; ``python -m gateway.server`` serves it (uvicorn with limits)."""
 
 from __future__ import annotations
 

@@ -7,21 +7,26 @@
 - more than ``HTTP_MAX_HEADERS`` (100) header fields: 431;
 - a request head not complete within ``HTTP_HEADER_TIMEOUT_S`` (10 s) of the connection's
   start or of the previous answer (slow-loris): 408 and the connection closed;
+- a body that pauses longer than ``HTTP_BODY_TIMEOUT_S`` (30 s) between two reads (nginx's
+  ``client_body_timeout``; time the server itself holds reading back does not count): 408
+  when no answer has begun, and the connection closed either way (the app sees a
+  disconnect);
 - anything h11 cannot parse: 400.
 
 Each in the one JSON error shape, with ``Connection: close``. h11 rather than httptools
 (uvicorn's default when installed), because h11 bounds what it buffers of an incomplete head
 (``h11_max_incomplete_event_size``) while httptools accepts a header of any size; h11 counts
 no fields and keeps no time, hence the small protocol subclass here. Idle keep-alive
-connections are closed after uvicorn's 5 s. A body that trickles in is not timed here: only
-a caller with a valid key gets that far (gateway/auth_middleware.py answers everyone else
-from the headers), and a proxy in front buffers bodies (docs/nginx.conf).
+connections are closed after uvicorn's 5 s. Only a caller with a valid key gets as far as
+sending a body (gateway/auth_middleware.py answers everyone else from the headers), and a
+proxy in front buffers bodies (docs/nginx.conf).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import http
 import json
 import os
@@ -55,7 +60,9 @@ class GuardedH11Protocol(H11Protocol):
         self.max_headers = settings.http_max_headers
         self.max_header_bytes = settings.http_max_header_bytes
         self.head_timeout_s = settings.http_header_timeout_s
+        self.body_timeout_s = settings.http_body_timeout_s
         self.head_deadline: asyncio.TimerHandle | None = None
+        self.body_deadline: asyncio.TimerHandle | None = None
         self.head_bytes = 0
         self.refusal: tuple[int, str, str] | None = None
         parse = self.conn.next_event
@@ -76,6 +83,9 @@ class GuardedH11Protocol(H11Protocol):
                     limit = f"more than {self.max_headers} header fields"
                     self.refusal = (431, "request_header_fields_too_large", limit)
                     raise h11.RemoteProtocolError(limit, error_status_hint=431)
+                self.arm_body_deadline()
+            elif isinstance(event, h11.EndOfMessage):
+                self.cancel_body_deadline()
             return event
 
         self.conn.next_event = next_event  # type: ignore[method-assign]
@@ -87,6 +97,8 @@ class GuardedH11Protocol(H11Protocol):
     def data_received(self, data: bytes) -> None:
         if self.head_deadline is not None:
             self.head_bytes += len(data)
+        if self.body_deadline is not None:
+            self.arm_body_deadline()  # the pause is counted from the last read
         super().data_received(data)
 
     def on_response_complete(self) -> None:
@@ -96,12 +108,17 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.cancel_deadline()
+        self.cancel_body_deadline()
         super().connection_lost(exc)
 
     def arm_deadline(self) -> None:
         self.cancel_deadline()
         self.head_bytes = 0
-        self.head_deadline = self.loop.call_later(self.head_timeout_s, self.head_timed_out)
+        # A context of its own: the timer outlives the request that armed it (its log lines
+        # must not carry that request's id).
+        self.head_deadline = self.loop.call_later(
+            self.head_timeout_s, self.head_timed_out, context=contextvars.Context()
+        )
 
     def cancel_deadline(self) -> None:
         if self.head_deadline is not None:
@@ -117,6 +134,32 @@ class GuardedH11Protocol(H11Protocol):
             return
         message = f"the request head did not arrive within {self.head_timeout_s:g} s"
         self.refuse(408, "request_timeout", message)
+
+    def arm_body_deadline(self) -> None:
+        self.cancel_body_deadline()
+        self.body_deadline = self.loop.call_later(
+            self.body_timeout_s, self.body_timed_out, context=contextvars.Context()
+        )
+
+    def cancel_body_deadline(self) -> None:
+        if self.body_deadline is not None:
+            self.body_deadline.cancel()
+            self.body_deadline = None
+
+    def body_timed_out(self) -> None:
+        self.body_deadline = None
+        if self.transport.is_closing() or self.conn.their_state is not h11.SEND_BODY:
+            return
+        waiting_for_us = self.cycle is not None and self.cycle.waiting_for_100_continue
+        if self.flow.read_paused or waiting_for_us:  # the app is behind, not the client
+            self.arm_body_deadline()
+            return
+        message = f"the request body paused for more than {self.body_timeout_s:g} s"
+        if self.conn.our_state is h11.SEND_RESPONSE and not self.transport.is_closing():
+            self.refuse(408, "request_timeout", message)
+        else:
+            self.logger.warning("closed a connection: %s", message)
+            self.transport.close()
 
     def send_400_response(self, msg: str) -> None:
         status, code, message = self.refusal or (400, "bad_request", "invalid HTTP request")

@@ -17,7 +17,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from common.apikeys import hash_key
+from common.migrate import upgrade_head
 from common.models import ApiKey
+from stack.ports import free_port
+from stack.postgres import EmbeddedPostgres
 from tests import processes
 from tests.conftest import event_body, extra_gateway, make_key, new_key, wait_for
 from tests.rawhttp import exchange, request_head
@@ -172,3 +175,26 @@ def test_unknown_key_is_refused_from_cache_without_a_query(
 def test_health_and_docs_need_no_key(gateway: processes.Gateway) -> None:
     assert httpx.get(f"{gateway.url}/openapi.json").status_code == 200
     assert httpx.get(f"{gateway.url}/health").status_code in (200, 503)
+
+
+def test_key_store_down_is_503_not_401(stack_env: dict[str, str], tmp_path: Path) -> None:
+    """A key that cannot be checked is not a wrong key: 503 + Retry-After, and no failure
+    is counted against the caller."""
+    own = EmbeddedPostgres(tmp_path / "postgres", free_port())
+    own.start()
+    try:
+        upgrade_head(own.url.replace("postgresql://", "postgresql+psycopg://"))
+        env = {**stack_env, "DATABASE_URL": own.url, "AUTH_FAILURE_LIMIT": "1/hour"}
+        proc = processes.gateway(env, tmp_path, "gateway-auth-db-down").start().wait_ready()
+        try:
+            own.stop()
+            client = address()
+            for _ in range(3):
+                response = search(proc, f"es_unchecked_{uuid.uuid4()}", client)
+                assert response.status_code == 503, response.text
+                assert response.json()["error"]["code"] == "database_unavailable"
+                assert response.headers["retry-after"]
+        finally:
+            proc.stop()
+    finally:
+        own.stop()

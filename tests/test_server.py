@@ -4,24 +4,32 @@ slow-loris connections (408), and uvicorn's refusals in the one JSON error shape
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from tests import processes
-from tests.conftest import extra_gateway
+from tests.conftest import event_body, event_count, extra_gateway, new_key
 from tests.rawhttp import Answer, connect, exchange, read_answer, request_head, wait_closed
 
 HEAD_TIMEOUT_S = 1.0
+BODY_TIMEOUT_S = 2.0
 
 
 @pytest.fixture(scope="module")
 def server(stack_env: dict[str, str], tmp_root: Path) -> Iterator[processes.Gateway]:
-    """Default header limits (16 KiB, 100 fields); a one-second head deadline."""
+    """Default header limits (16 KiB, 100 fields); a one-second head deadline, bodies may
+    pause two seconds."""
     with extra_gateway(
-        stack_env, tmp_root, "gateway-server", HTTP_HEADER_TIMEOUT_S=str(HEAD_TIMEOUT_S)
+        stack_env,
+        tmp_root,
+        "gateway-server",
+        HTTP_HEADER_TIMEOUT_S=str(HEAD_TIMEOUT_S),
+        HTTP_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S),
     ) as gateway:
         yield gateway
 
@@ -118,3 +126,47 @@ def test_ordinary_requests_pass(server: processes.Gateway, api_key: str) -> None
     )
     assert answer.status == 200
     assert "server" not in answer.headers  # no version advertised
+
+
+def post_head(api_key: str, key: str, length: int) -> bytes:
+    return request_head(
+        "POST",
+        "/api/v1/events",
+        {
+            "X-API-Key": api_key,
+            "Idempotency-Key": key,
+            "Content-Type": "application/json",
+            "Content-Length": str(length),
+        },
+    )
+
+
+def test_a_body_that_stalls_is_408_and_nothing_is_stored(
+    server: processes.Gateway, api_key: str, db: Engine
+) -> None:
+    key = new_key()
+    body = json.dumps(event_body()).encode()
+    with connect(server.port) as sock:
+        sock.sendall(post_head(api_key, key, len(body)) + body[:10])
+        answer = read_answer(sock)
+    assert_refused(answer, 408, "request_timeout")
+    assert "body paused" in answer.json()["error"]["message"]
+    assert event_count(db, "idempotency_key = :k", k=key) == 0
+    assert server.alive() and "Traceback" not in server.output()
+
+
+def test_a_body_that_keeps_coming_may_take_longer_than_the_pause_limit(
+    server: processes.Gateway, api_key: str
+) -> None:
+    """The limit is on each pause (nginx's client_body_timeout), not on the whole body."""
+    body = json.dumps(event_body("slow " * 40)).encode()
+    pieces = [body[i : i + 16] for i in range(0, len(body), 16)]
+    started = time.monotonic()
+    with connect(server.port) as sock:
+        sock.sendall(post_head(api_key, new_key(), len(body)))
+        for piece in pieces:
+            time.sleep(BODY_TIMEOUT_S / 10)
+            sock.sendall(piece)
+        answer = read_answer(sock)
+    assert answer.status == 202, answer.body
+    assert time.monotonic() - started > BODY_TIMEOUT_S  # the whole body took longer than one pause
