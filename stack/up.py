@@ -119,6 +119,10 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = 90) -> None:
 def run(home: Path, procfile: Path) -> int:
     """Start what is missing, migrate, run the Procfile until it ends or Ctrl-C / SIGTERM
     (then 0: a requested stop is a clean exit, whatever the processes answered)."""
+    running = _already_running(home)
+    if running:
+        print(running, file=sys.stderr, flush=True)
+        return 1
     stop = StopRequest()
     try:
         code = _run(home, procfile, stop)
@@ -247,6 +251,21 @@ def _wait(
                 recorded = True
         time.sleep(POLL_S)
     return honcho.returncode or 0 if not stop else 0
+
+
+def _already_running(home: Path) -> str | None:
+    """A line saying so when another ``up`` runs on this home: a second one would stop the
+    first one's PostgreSQL (same data dir) on its way up."""
+    try:
+        pid = stackfile.read(home).get("pids", {}).get("up")
+    except (FileNotFoundError, stackfile.StaleStack):
+        return None
+    if pid == os.getpid() or not stackfile.alive(pid):
+        return None
+    return (
+        f"eventsearch: a stack already runs from {home} (`eventsearch up` pid {pid}); "
+        "`.venv/bin/eventsearch status` shows it"
+    )
 
 
 def _postmaster_pid(datadir: Path) -> int | None:

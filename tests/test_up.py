@@ -143,6 +143,8 @@ def commands_find_the_stack(home: Path, url: str, flower_password: str) -> None:
     )
     text = eventsearch(home, "status").stdout
     assert f"{url}/console" in text and "dev-api-key" in text
+    second = eventsearch(home, "up")  # would stop this stack's PostgreSQL on its way up
+    assert second.returncode == 1 and "already runs" in second.stderr, second.stderr
 
 
 @pytest.mark.parametrize("how", ["SIGTERM to up", "Ctrl-C to the terminal's group"])
