@@ -100,6 +100,11 @@ def test_up_runs_the_whole_stack_and_keeps_data(tmp_path: Path, stub: StubServer
     assert not port_open(gateway_port) and not port_open(flower_port)
     assert not (home / "postgres" / "postmaster.pid").exists()
     assert not (home / "stack.json").exists()
+    # Issue 12, item 6: up says where the key and the password are kept, never them.
+    said = (tmp_path / "up.log").read_text()
+    assert str(home / "dev-api-key") in said and str(home / "flower-password") in said
+    assert password not in said
+    assert (home / "dev-api-key").read_text().strip() not in said
 
     with stack_up(home, stub, gateway_port, flower_port):
         wait_for(healthy, timeout=120, what="gateway healthy again")
