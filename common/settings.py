@@ -285,6 +285,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _flower_login_fits_basic_auth(self) -> Settings:
+        # Flower reads FLOWER_BASIC_AUTH as comma-separated user:password pairs (the Procfile
+        # and compose build it from these two): a comma would make two logins of one.
+        password = self.flower_password.get_secret_value() if self.flower_password else ""
+        if "," in password or "," in self.flower_user or ":" in self.flower_user:
+            raise ValueError("FLOWER_USER may not hold ',' or ':', nor FLOWER_PASSWORD ','")
+        return self
+
+    @model_validator(mode="after")
     def _reliability_order(self) -> Settings:
         # An unacked message is handed to another worker after the visibility timeout, and
         # the sweeper re-publishes a queued event after SWEEP_AFTER_S: both must wait longer

@@ -119,6 +119,10 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = 90) -> None:
 def run(home: Path, procfile: Path) -> int:
     """Start what is missing, migrate, run the Procfile until it ends or Ctrl-C / SIGTERM
     (then 0: a requested stop is a clean exit, whatever the processes answered)."""
+    running = _already_running(home)
+    if running:
+        print(running, file=sys.stderr, flush=True)
+        return 1
     stop = StopRequest()
     try:
         code = _run(home, procfile, stop)
@@ -138,25 +142,9 @@ def _run(home: Path, procfile: Path, stop: StopRequest) -> int:
     home.mkdir(parents=True, exist_ok=True)
     Path(env["TMPDIR"]).mkdir(parents=True, exist_ok=True)
     state: dict[str, Any] = {"home": str(home), "pids": {"up": os.getpid()}, "ports": {}}
+    # Callbacks run last first: honcho, then the state file, Redis, PostgreSQL.
     with ExitStack() as stack:
-        if not env.get("DATABASE_URL"):
-            pg = EmbeddedPostgres(home / "postgres", _port(PG_PORT))
-            stack.callback(pg.stop)  # also after a start that a stop interrupted
-            pg.start()
-            env["DATABASE_URL"] = pg.url
-            state["ports"]["postgres"] = pg.port
-            state["pids"]["postgres"] = _postmaster_pid(pg.datadir)
-            print(f"eventsearch: PostgreSQL+pgvector (embedded) at {pg.url}", flush=True)
-        if stop:
-            return 0
-        if not env.get("REDIS_URL"):
-            rd = EmbeddedRedis(home / "redis", _port(REDIS_PORT), own_session=True)
-            stack.callback(rd.stop)
-            rd.start()
-            env["REDIS_URL"] = rd.url
-            state["ports"]["redis"] = rd.port
-            state["pids"]["redis"] = rd.process.pid if rd.process else None
-            print(f"eventsearch: Redis (embedded) at {rd.url}", flush=True)
+        _start_servers(stack, home, env, state, stop)
         if stop:
             return 0
         env["EMBEDDER"] = _choose_embedder(env)
@@ -175,50 +163,15 @@ def _run(home: Path, procfile: Path, stop: StopRequest) -> int:
                 return 0
             print(f"eventsearch: could not create the dev key: {error.stderr}", file=sys.stderr)
             return 1
-        port = env.get("GATEWAY_PORT", "8000")
-        flower_port = env.get("FLOWER_PORT", "5555")
-        state.update(
-            database_url=env["DATABASE_URL"],
-            redis_url=env["REDIS_URL"],
-            gateway_url=f"http://127.0.0.1:{port}",
-            flower_url=f"http://127.0.0.1:{flower_port}",
-            flower_user=env["FLOWER_USER"],
-            dev_key_file=str(home / "dev-api-key"),
-            flower_password_file=str(home / "flower-password"),
-            embedder=env["EMBEDDER"],
-            procfile=str(procfile),
-            started_at=datetime.now(UTC).isoformat(),
-        )
-        state["ports"].update(gateway=int(port), flower=int(flower_port))
-        written = stackfile.write(home, state)
-        stack.callback(stackfile.remove, home, os.getpid())  # first thing on the way out
-        print(
-            f"eventsearch: gateway {state['gateway_url']} (console at /console, docs at /docs); "
-            f"Flower {state['flower_url']} user {env['FLOWER_USER']}, password in "
-            f"{state['flower_password_file']}",
-            flush=True,
-        )
-        print(
-            f"eventsearch: development API key (tenant dev, every scope) in "
-            f"{state['dev_key_file']}; this stack is recorded in {written}, so `eventsearch` "
-            "commands in another terminal find it",
-            flush=True,
-        )
+        _record(state, env, home, procfile)
+        stack.callback(stackfile.remove, home, os.getpid())
         if stop:
             return 0
         # A session of its own: Ctrl-C in the terminal reaches this process alone, which
         # sends honcho exactly one SIGTERM (honcho would answer a second signal by killing).
+        command = ["honcho", "start", "-f", str(procfile), "-d", str(procfile.parent)]
         honcho = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "honcho",
-                "start",
-                "-f",
-                str(procfile),
-                "-d",
-                str(procfile.parent),
-            ],
+            [sys.executable, "-m", *command],
             env=env,
             start_new_session=True,
         )
@@ -226,6 +179,60 @@ def _run(home: Path, procfile: Path, stop: StopRequest) -> int:
         state["pids"]["honcho"] = honcho.pid
         return _wait(honcho, stop, home, state, processes.procfile(procfile))
     return 0  # unreachable: the with block returns
+
+
+def _start_servers(
+    stack: ExitStack, home: Path, env: dict[str, str], state: dict[str, Any], stop: StopRequest
+) -> None:
+    """The embedded PostgreSQL and Redis whose URLs ``env`` lacks (none once a stop came)."""
+    if not env.get("DATABASE_URL"):
+        pg = EmbeddedPostgres(home / "postgres", _port(PG_PORT))
+        stack.callback(pg.stop)  # also after a start that a stop interrupted
+        pg.start()
+        env["DATABASE_URL"] = pg.url
+        state["ports"]["postgres"] = pg.port
+        state["pids"]["postgres"] = _postmaster_pid(pg.datadir)
+        print(f"eventsearch: PostgreSQL+pgvector (embedded) at {pg.url}", flush=True)
+    if not env.get("REDIS_URL") and not stop:
+        rd = EmbeddedRedis(home / "redis", _port(REDIS_PORT), own_session=True)
+        stack.callback(rd.stop)
+        rd.start()
+        env["REDIS_URL"] = rd.url
+        state["ports"]["redis"] = rd.port
+        state["pids"]["redis"] = rd.process.pid if rd.process else None
+        print(f"eventsearch: Redis (embedded) at {rd.url}", flush=True)
+
+
+def _record(state: dict[str, Any], env: dict[str, str], home: Path, procfile: Path) -> None:
+    """Write the state file and say where everything is (where secrets are kept, never them)."""
+    port = env.get("GATEWAY_PORT", "8000")
+    flower_port = env.get("FLOWER_PORT", "5555")
+    state.update(
+        database_url=env["DATABASE_URL"],
+        redis_url=env["REDIS_URL"],
+        gateway_url=f"http://127.0.0.1:{port}",
+        flower_url=f"http://127.0.0.1:{flower_port}",
+        flower_user=env["FLOWER_USER"],
+        dev_key_file=str(home / "dev-api-key"),
+        flower_password_file=str(home / "flower-password"),
+        embedder=env["EMBEDDER"],
+        procfile=str(procfile),
+        started_at=datetime.now(UTC).isoformat(),
+    )
+    state["ports"].update(gateway=int(port), flower=int(flower_port))
+    written = stackfile.write(home, state)
+    print(
+        f"eventsearch: gateway {state['gateway_url']} (console at /console, docs at /docs); "
+        f"Flower {state['flower_url']} user {env['FLOWER_USER']}, password in "
+        f"{state['flower_password_file']}",
+        flush=True,
+    )
+    print(
+        f"eventsearch: development API key (tenant dev, every scope) in "
+        f"{state['dev_key_file']}; this stack is recorded in {written}, so `eventsearch` "
+        "commands in another terminal find it",
+        flush=True,
+    )
 
 
 def _wait(
@@ -246,7 +253,24 @@ def _wait(
                 stackfile.write(home, state)
                 recorded = True
         time.sleep(POLL_S)
-    return honcho.returncode or 0 if not stop else 0
+    if stop:
+        return 0
+    return honcho.returncode or 0
+
+
+def _already_running(home: Path) -> str | None:
+    """A line saying so when another ``up`` runs on this home: a second one would stop the
+    first one's PostgreSQL (same data dir) on its way up."""
+    try:
+        pid = stackfile.read(home).get("pids", {}).get("up")
+    except (FileNotFoundError, stackfile.StaleStack):
+        return None
+    if pid == os.getpid() or not stackfile.alive(pid):
+        return None
+    return (
+        f"eventsearch: a stack already runs from {home} (`eventsearch up` pid {pid}); "
+        "`.venv/bin/eventsearch status` shows it"
+    )
 
 
 def _postmaster_pid(datadir: Path) -> int | None:

@@ -31,6 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "gateway" / "console" / "static"
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("CONSOLE_SCREENSHOTS") or ROOT / ".test-tmp" / "console")
+# The full suite runs on two loaded cores: generous deadlines, polled (Playwright's expect).
+DEADLINE_MS = 30_000
+expect.set_options(timeout=DEADLINE_MS)
 
 POSTINGS = [
     (
@@ -136,6 +139,7 @@ def test_console_signs_in_searches_opens_a_hit_and_replays_a_dead_letter(
 ) -> None:
     key, dead_event = tenant.key, tenant.dead_event
     context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(DEADLINE_MS)
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -342,6 +346,7 @@ def test_console_marks_the_passage_and_lists_a_subjects_versions(
         "next_cursor": None,
     }
     context = browser.new_context(viewport={"width": 1280, "height": 860})
+    context.set_default_timeout(DEADLINE_MS)
     page = context.new_page()
     page.route(
         "**/api/v1/search",

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from stack.ports import free_port, port_open
 from tests.conftest import event_body, new_key, wait_for
@@ -99,6 +100,11 @@ def test_up_runs_the_whole_stack_and_keeps_data(tmp_path: Path, stub: StubServer
     assert not port_open(gateway_port) and not port_open(flower_port)
     assert not (home / "postgres" / "postmaster.pid").exists()
     assert not (home / "stack.json").exists()
+    # Issue 12, item 6: up says where the key and the password are kept, never them.
+    said = (tmp_path / "up.log").read_text()
+    assert str(home / "dev-api-key") in said and str(home / "flower-password") in said
+    assert password not in said
+    assert (home / "dev-api-key").read_text().strip() not in said
 
     with stack_up(home, stub, gateway_port, flower_port):
         wait_for(healthy, timeout=120, what="gateway healthy again")
@@ -142,12 +148,16 @@ def commands_find_the_stack(home: Path, url: str, flower_password: str) -> None:
     )
     text = eventsearch(home, "status").stdout
     assert f"{url}/console" in text and "dev-api-key" in text
+    second = eventsearch(home, "up")  # would stop this stack's PostgreSQL on its way up
+    assert second.returncode == 1 and "already runs" in second.stderr, second.stderr
 
 
+@pytest.mark.parametrize("how", ["SIGTERM to up", "Ctrl-C to the terminal's group"])
 def test_up_stopped_while_starting_exits_0_and_stops_what_it_started(
-    tmp_path: Path, stub: StubServer
+    tmp_path: Path, stub: StubServer, how: str
 ) -> None:
-    """SIGTERM as soon as PostgreSQL runs (mid start-up): a clean stop, exit 0, no server left."""
+    """A stop as soon as PostgreSQL runs (start-up under way: pg_ctl, the migration, the dev
+    key may be running too, and get the terminal's SIGINT as well): exit 0, no server left."""
     home = tmp_path / "home"
     env = bare_env(
         EVENTSEARCH_HOME=str(home),
@@ -158,13 +168,20 @@ def test_up_stopped_while_starting_exits_0_and_stops_what_it_started(
     )
     with open(tmp_path / "up.log", "ab") as log:
         process = subprocess.Popen(
-            [str(BIN / "eventsearch"), "up"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [str(BIN / "eventsearch"), "up"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     pidfile = home / "postgres" / "postmaster.pid"
     wait_for(pidfile.exists, timeout=120, what="PostgreSQL started")
-    process.send_signal(signal.SIGTERM)
+    if how == "SIGTERM to up":
+        process.send_signal(signal.SIGTERM)
+    else:
+        os.killpg(process.pid, signal.SIGINT)
     assert process.wait(120) == 0, (tmp_path / "up.log").read_text()
-    assert not pidfile.exists()
+    wait_for(lambda: not pidfile.exists(), 30, "PostgreSQL stopped")
     assert not (home / "stack.json").exists()
     stale = eventsearch(home, "keys", "list")
     assert stale.returncode == 2
