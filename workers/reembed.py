@@ -22,7 +22,8 @@ from common.lifecycle import apply, transitions
 from common.models import Event, EventStatus
 from common.reembed import TASK_REEMBED
 from common.settings import get_settings
-from workers.embed import backoff, embedder
+from workers.embedder import embedder
+from workers.retry_policy import backoff
 
 log = logging.getLogger("eventsearch.worker")
 
