@@ -1,7 +1,17 @@
 """The one retry policy for a failed embedding, whether it was a first embedding or a
-re-embedding: full-jitter exponential backoff (AWS architecture blog) never sooner than the
-embedder's ``Retry-After``, ``EMBED_MAX_ATTEMPTS`` attempts, then a dead letter with the
-last error."""
+re-embedding: a transient failure (timeout, connection error, 429, 5xx) is retried after a
+full-jitter exponential backoff (AWS architecture blog) never sooner than the embedder's
+``Retry-After``, up to ``EMBED_MAX_ATTEMPTS`` attempts, then dead-lettered with its last
+error; a permanent one (400, NaN, wrong dimension) is dead-lettered at once.
+
+Where the retry waits differs, for a reason: a queued event waits in the database
+(``due_at``; the sweeper publishes it when due), while a re-embedding waits in its Celery
+message (``countdown``): its event is ``embedded`` and searchable meanwhile, so the sweeper,
+which republishes queued events, does not own it; a re-embedding lost with its worker is
+found again by the next ``eventsearch reembed`` (it selects what is still stale). Either
+way, giving up leaves a dead letter and the error on the event; a re-embedding keeps the
+old vector.
+"""
 
 from __future__ import annotations
 
@@ -65,3 +75,11 @@ def dead_letter_now(events: Sequence[Pending], error: str) -> None:
     """A permanent failure: no attempt can help."""
     log.warning("event %s failed permanently: %s", events[0].id, error)
     metrics.DEAD_LETTERS.inc(apply(t.dead_letter, events, error))
+
+
+def reembed_gave_up(ids: Sequence[str], model: str, error: str, attempts: int) -> None:
+    """Re-embedding these events with ``model`` failed for good: each keeps its old vector
+    and gets the error and a dead letter."""
+    written = apply(t.reembed_failed, ids, model, error, attempts)
+    metrics.DEAD_LETTERS.inc(written)
+    log.warning("re-embedding of %d events with %s gave up: %s", len(ids), model, error)
