@@ -65,11 +65,16 @@ def up(
 @app.command()
 def migrate() -> None:
     """Bring the database (DATABASE_URL) to the newest schema."""
-    from common.migrate import upgrade_head
+    from common.migrate import SchemaOptions, upgrade_head
     from common.settings import load_or_exit
 
-    load_or_exit()
-    upgrade_head()
+    settings = load_or_exit()
+    # A new events table takes this command's EMBED_DIM and HNSW build settings, passed to
+    # the migration explicitly (the migrations read no environment).
+    upgrade_head(
+        settings.sqlalchemy_url,
+        SchemaOptions(settings.embed_dim, settings.hnsw_m, settings.hnsw_ef_construction),
+    )
     typer.echo("eventsearch: database migrated")
 
 

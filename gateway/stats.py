@@ -46,7 +46,13 @@ REDIS_ERRORS = (redis_exc.ConnectionError, redis_exc.TimeoutError)
 GROUPS = text(
     """
     SELECT status, source, type, GROUPING(status, source, type) AS g, count(*) AS n
-    FROM events WHERE tenant = :tenant
+    FROM (
+      -- A deleted event's source and type are erased: it counts by status only.
+      SELECT status,
+        CASE WHEN status = 'deleted' THEN NULL ELSE source END AS source,
+        CASE WHEN status = 'deleted' THEN NULL ELSE type END AS type
+      FROM events WHERE tenant = :tenant
+    ) AS e
     GROUP BY GROUPING SETS ((status), (source), (type))
     """
 )
@@ -118,7 +124,8 @@ async def compute(session: AsyncSession, redis: RedisDep, tenant: str, groups: i
     by: dict[int, Counter[str]] = {BY_STATUS: Counter(), BY_SOURCE: Counter(), BY_TYPE: Counter()}
     for row in await session.execute(GROUPS, {"tenant": tenant}):
         value = {BY_STATUS: row.status, BY_SOURCE: row.source, BY_TYPE: row.type}[row.g]
-        by[row.g][value] = int(row.n)
+        if value is not None:  # the tombstones' group
+            by[row.g][value] = int(row.n)
     figures = (await session.execute(FIGURES, {"tenant": tenant})).one()
     queue = await queue_figures(redis)
     by_source, other_sources = top(by[BY_SOURCE], groups)

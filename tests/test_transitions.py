@@ -233,3 +233,22 @@ def test_reembed_replaces_vectors_of_embedded_events_only(session: Session) -> N
     assert read(session, embedded)["model"] == "new"
     assert read(session, deleted)["has_vector"] is False
     assert t.reembed(session, [], "new") == 0
+
+
+def test_reembed_failed_keeps_the_vector_and_writes_one_letter(session: Session) -> None:
+    embedded, deleted, current = seed(session), seed(session, "deleted"), seed(session)
+    t.store(session, [pending(embedded), pending(current)], [vec(), vec()], "old")
+    t.reembed(session, [(current, vec(3))], "new")
+    written = t.reembed_failed(session, [str(embedded), deleted, current], "new", "refused", 5)
+    assert written == 1  # the deleted one and the one already on "new" are left alone
+    after = read(session, embedded)
+    assert (after["status"], after["model"], after["has_vector"], after["error"]) == (
+        "embedded",
+        "old",
+        True,
+        "refused",
+    )
+    assert letters(session, embedded) == 1 and letters(session, current) == 0
+    assert t.reembed_failed(session, [embedded], "new", "again", 5) == 0  # a second run
+    assert t.reembed(session, [(embedded, vec(2))], "new") == 1  # a later run succeeds
+    assert read(session, embedded)["error"] is None

@@ -15,133 +15,41 @@ Outcomes, per event:
 
 The database being down is no event's fault: no attempt is lost, the batch's messages go
 back to the broker after a short pause (see :class:`ReliableBatches`).
+
+By concern: ``workers/embedder.py`` (this process's embedder and embed slots),
+``workers/retry_policy.py`` (backoff, attempts, dead letters), ``workers/batching.py``
+(character budget, bisection), ``workers/reliable_batches.py`` (the celery-batches
+subclass); this module is the task and a batch's course, start to end.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
-from collections.abc import Collection, Mapping, Sequence
-from functools import lru_cache
-from typing import Any
+from collections.abc import Sequence
 
-from billiard.einfo import ExceptionInfo
-from billiard.exceptions import WorkerLostError
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init, worker_process_shutdown
-from celery_batches import Batches, SimpleRequest
-from celery_batches.trace import apply_batches_task
-from redis import Redis
+from celery_batches import SimpleRequest
 from sqlalchemy import exc as sa_exc
 
-from common import metrics
-from common.db import sync_engine
-from common.embed_slots import EmbedSlots, SlotsBusy
-from common.embedders import Embedder, PermanentEmbedError, TransientEmbedError, build_embedder
+from common.embed_slots import SlotsBusy
 from common.lifecycle import apply
 from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
 from common.queue import TASK_EMBED
 from common.settings import get_settings
+from workers.batching import budgeted, process
+from workers.embedder import slots
 from workers.observability import observed
+from workers.reliable_batches import REQUEUE, ReliableBatches
+from workers.retry_policy import RequestIds, dead_letter_spent, retry_or_dead_letter
 
 log = logging.getLogger("eventsearch.worker")
-_embedder: Embedder | None = None
 
-REQUEUE = "requeue"  # the batch's result when its messages must go back to the broker
 DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
 DB_PAUSE_MAX_S = 5.0
-
-
-def embedder() -> Embedder:
-    """This process's embedder, made on first use (the local model loads in the pool child)."""
-    global _embedder
-    if _embedder is None:
-        _embedder = build_embedder(get_settings())
-    return _embedder
-
-
-@worker_process_init.connect
-def _warm_up(**_: Any) -> None:
-    # A child forked after the parent used the database (the sweeper runs there) must not
-    # share the parent's pooled connections.
-    sync_engine().dispose(close=False)
-    # Loading the local model takes seconds, more than Celery allows a child to start, so it
-    # loads in a thread of the child; the first batch waits for it (the embedder's lock).
-    if get_settings().embedder == "local":
-        threading.Thread(target=embedder().embed, args=(["warm-up"],), daemon=True).start()
-
-
-@worker_process_shutdown.connect
-def _close(**_: Any) -> None:
-    if _embedder is not None:
-        _embedder.close()
-
-
-@lru_cache
-def slots() -> EmbedSlots:
-    """This process's share of EMBED_MAX_CONCURRENCY (no cap for the in-process model)."""
-    settings = get_settings()
-    limit = 0 if settings.embedder == "local" else settings.embed_max_concurrency
-    target = settings.ollama_url if settings.embedder == "ollama" else settings.openai_url
-    redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
-    return EmbedSlots(redis, target, limit, lease_s=settings.embed_timeout_s + 10)
-
-
-def backoff(attempt: int, retry_after: float | None) -> float:
-    """Full-jitter exponential backoff (AWS architecture blog), never sooner than Retry-After."""
-    settings = get_settings()
-    ceiling = min(settings.retry_backoff_max_s, settings.retry_backoff_s * 2 ** max(attempt - 1, 0))
-    delay = random.uniform(0, ceiling)
-    return max(delay, min(retry_after or 0.0, settings.retry_backoff_max_s))
-
-
-RequestIds = Mapping[str, str | None]  # event id -> request id of the message that named it
-
-
-def process(events: Sequence[Pending], rids: RequestIds | None = None) -> None:
-    """Embed and store ``events``; on a permanent error, bisect to find the bad input."""
-    if not events:
-        return
-    model = embedder()
-    try:
-        vectors = model.embed([e.text for e in events])
-    except TransientEmbedError as error:
-        retry(events, str(error), error.retry_after, rids)
-        return
-    except PermanentEmbedError as error:
-        if len(events) == 1:
-            log.warning("event %s failed permanently: %s", events[0].id, error)
-            metrics.DEAD_LETTERS.inc(apply(t.dead_letter, events, str(error)))
-            return
-        middle = len(events) // 2
-        process(events[:middle], rids)
-        process(events[middle:], rids)
-        return
-    apply(t.store, events, vectors, model.model)
-
-
-def retry(
-    events: Sequence[Pending],
-    error: str,
-    retry_after: float | None,
-    rids: RequestIds | None = None,
-) -> None:
-    """Schedule the events' next attempt, or dead-letter those out of attempts."""
-    limit = get_settings().embed_max_attempts
-    exhausted = [e for e in events if e.attempts >= limit]
-    again = [e for e in events if e.attempts < limit]
-    if exhausted:
-        dead = apply(t.dead_letter, exhausted, f"gave up after {limit} attempts: {error}")
-        metrics.DEAD_LETTERS.inc(dead)
-    if again:
-        delays = [backoff(e.attempts, retry_after) for e in again]
-        apply(t.schedule_retry, again, error, delays, rids)
-        metrics.RETRIES.inc(len(again))
-    log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
 
 
 def run_batch(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
@@ -177,7 +85,7 @@ def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
     except SoftTimeLimitExceeded:
         log.warning("batch of %d over its time limit; retrying its events", len(events))
         try:
-            retry(events, "the batch exceeded its time limit", None, rids)
+            retry_or_dead_letter(events, "the batch exceeded its time limit", None, rids)
         except DB_ERRORS:
             return REQUEUE
     return None
@@ -188,96 +96,9 @@ def claim_and_process(ids: Sequence[str], rids: RequestIds | None, events: list[
     handler retries them)."""
     settings = get_settings()
     events += apply(t.claim, ids, settings.sweep_after_s)
-    # A batch that never finished (its worker was killed) may have used the last attempt.
-    spent = [e for e in events if e.attempts > settings.embed_max_attempts]
-    if spent:
-        last = spent[0].error or "the worker was lost during the batch"
-        dead = apply(
-            t.dead_letter, spent, f"gave up after {settings.embed_max_attempts} attempts: {last}"
-        )
-        metrics.DEAD_LETTERS.inc(dead)
-    live = [e for e in events if e.attempts <= settings.embed_max_attempts]
+    live = dead_letter_spent(events)
     for part in budgeted(live, settings.embed_batch_max_chars):
         process(part, rids)
-
-
-def budgeted(events: Sequence[Pending], max_chars: int) -> list[list[Pending]]:
-    """Consecutive events in parts of at most ``max_chars`` characters of text, one embedder
-    call each (a longer text is a part of its own): a batch of long texts must not become
-    one request of many megabytes, nor one over what the embedder accepts at a time."""
-    parts: list[list[Pending]] = []
-    chars = 0
-    for event in events:
-        if not parts or chars + len(event.text) > max_chars:
-            parts.append([])
-            chars = 0
-        parts[-1].append(event)
-        chars += len(event.text)
-    return parts
-
-
-def groups(requests: Collection[Any], size: int) -> list[list[Any]]:
-    """Consecutive requests holding up to ``size`` event ids together (a message naming more
-    is a group of its own), so that one pool job is about one embedder call and the time
-    limits of a job keep their meaning."""
-    out: list[list[Any]] = []
-    count = 0
-    for request in requests:
-        n = max(len(request.args or ()), 1)
-        if not out or count + n > size:
-            out.append([])
-            count = 0
-        out[-1].append(request)
-        count += n
-    return out
-
-
-class ReliableBatches(Batches):
-    """celery-batches acks a late-acked batch only when the pool job returns a result; a child
-    killed mid-batch or a hard time limit would leave its messages unacked in this worker
-    until the broker's visibility timeout. Here: a lost child gives the messages back at once
-    (what ``task_reject_on_worker_lost`` does for ordinary tasks); a hard time limit acks
-    them (the events stay queued with an attempt counted, and the sweeper brings them back,
-    so a batch that always hangs ends in the dead-letter table, not in a loop); a batch
-    whose result is :data:`REQUEUE` gives them back too."""
-
-    # celery-batches reads these when the worker starts consuming (Strategy), not at import.
-    @property
-    def flush_every(self) -> int:
-        return get_settings().embed_batch_size
-
-    @property
-    def flush_interval(self) -> float:
-        return max(get_settings().embed_batch_wait_ms, 1) / 1000
-
-    def flush(self, requests: Collection[Any]) -> Any:
-        for group in groups(requests, get_settings().embed_batch_size):
-            self._apply(group)
-
-    def _apply(self, requests: list[Any]) -> Any:
-        batch = ([SimpleRequest.from_request(r) for r in requests],)
-
-        def on_return(result: object) -> None:
-            for request in requests:
-                if result == REQUEUE:
-                    request.reject(requeue=True)
-                else:
-                    request.acknowledge()
-
-        def on_error(info: ExceptionInfo) -> None:
-            kind = getattr(info, "type", None)
-            lost = isinstance(kind, type) and issubclass(kind, WorkerLostError)
-            name = kind.__name__ if isinstance(kind, type) else repr(info)
-            log.warning("batch of %d ended abnormally (%s)", len(requests), name)
-            for request in requests:
-                if lost:
-                    request.reject(requeue=True)
-                else:
-                    request.acknowledge()
-
-        return self._pool.apply_async(
-            apply_batches_task, (self, batch, 0, None), callback=on_return, error_callback=on_error
-        )
 
 
 @shared_task(base=ReliableBatches, name=TASK_EMBED, acks_late=True)

@@ -28,7 +28,7 @@ from redis import Redis
 from common.lifecycle import apply
 from common.lifecycle import transitions as t
 from common.lifecycle.handoff import hand_off
-from common.queue import QUEUE_EMBED
+from common.queue import queue_depth
 from common.settings import get_settings
 
 log = logging.getLogger("eventsearch.sweeper")
@@ -38,8 +38,7 @@ BATCH = 1000  # events per round; a larger backlog drains over several rounds
 def sweep_once(broker: Redis) -> int:
     """One round: claim what is due and publish it; returns how many events were published."""
     settings = get_settings()
-    # Kombu keeps a queue as a Redis list named after it: its length is the backlog.
-    backlog = int(broker.llen(QUEUE_EMBED))
+    backlog = queue_depth(broker)
     due = apply(t.claim_due, settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
     if not due:
         return 0

@@ -15,6 +15,7 @@ The states (docs/architecture.md draws them)::
                  │  │  └─dead_letter────► failed ──replay──► queued
                  │  └─claim_due / requeue (the sweeper's hand-off deadline)
                  └─withdraw (its hand-off failed: the row goes) ; any ──delete──► deleted
+    embedded ──reembed_failed──► embedded (old vector kept, error + dead letter)
 
 ``deleted`` is final: no transition leaves it, and every other transition's precondition
 excludes it, so an old task for a deleted event writes nothing.
@@ -332,18 +333,47 @@ def delete(session: Session, tenant: str, event_id: uuid.UUID) -> DeleteOutcome:
 
 REEMBED = text(
     "UPDATE events SET embedding = :embedding, model = :model, embedded_at = now(),"
-    " updated_at = now() WHERE id = :id AND status = 'embedded'"
+    " error = NULL, updated_at = now() WHERE id = :id AND status = 'embedded'"
 ).bindparams(bindparam("embedding", type_=Event.embedding.type))
 
 
 def reembed(
     session: Session, pairs: Sequence[tuple[uuid.UUID, Sequence[float]]], model: str
 ) -> int:
-    """``embedded`` → ``embedded`` with ``model``'s vector in place of the old one.
-    Precondition: still embedded (a deleted event stays deleted). Returns rows changed."""
+    """``embedded`` → ``embedded`` with ``model``'s vector in place of the old one (and the
+    error of an earlier failed re-embedding cleared). Precondition: still embedded (a
+    deleted event stays deleted). Returns rows changed."""
     if not pairs:
         return 0
     result = session.connection().execute(
         REEMBED, [{"id": i, "embedding": list(v), "model": model} for i, v in pairs]
     )
     return result.rowcount
+
+
+REEMBED_FAILED = text(
+    "WITH kept AS ("
+    " UPDATE events SET error = :error, updated_at = now()"
+    " WHERE id = ANY(:ids) AND status = 'embedded' AND model IS DISTINCT FROM :model"
+    " AND NOT EXISTS (SELECT 1 FROM dead_letters d"
+    "  WHERE d.event_id = events.id AND d.replayed_at IS NULL)"
+    " RETURNING id, tenant)"
+    " INSERT INTO dead_letters (id, event_id, tenant, error, attempts)"
+    " SELECT gen_random_uuid(), id, tenant, :error, :attempts FROM kept"
+)
+
+
+def reembed_failed(
+    session: Session, ids: Iterable[str | uuid.UUID], model: str, error: str, attempts: int
+) -> int:
+    """``embedded`` → ``embedded`` with its old vector kept, the error on the event and a
+    dead letter: re-embedding with ``model`` gave up (out of attempts, or refused for good).
+    Precondition: still embedded, not yet on ``model``, and no open dead letter (a second
+    run writes none). Replaying the letter marks it replayed; ``eventsearch reembed``
+    picks the event up again, since it is still stale. Returns how many letters were
+    written."""
+    uids = _uuids(ids)
+    if not uids:
+        return 0
+    params = {"ids": uids, "model": model, "error": error[:ERROR_MAX], "attempts": attempts}
+    return session.connection().execute(REEMBED_FAILED, params).rowcount
