@@ -36,7 +36,10 @@ def get_embedder(request: Request) -> Embedder:
     return embedder
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the commit happens before the answer is sent. FastAPI's default for a
+# yield dependency ends it after the response, so a client that read right after a 204
+# DELETE could still see the event, and a failed commit came after a success answer.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
