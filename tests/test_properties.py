@@ -371,6 +371,7 @@ def figures() -> Iterator[None]:
     print(f"\nproperty suite: {summary}; {time.monotonic() - started:.1f} s")
 
 
+@pytest.mark.timeout(300 + 5 * EXAMPLES)  # about a second an example on a loaded 2-core machine
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
