@@ -115,12 +115,10 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 def is_write_refusal(exc: sa_exc.DataError) -> bool:
-    """PostgreSQL itself (an SQLSTATE) refused a value a write statement sent: the
-    request's. Anything else is ours: a value that was stored but that the driver cannot
-    read back (psycopg's loaders raise DataError with no SQLSTATE), or a read that failed."""
-    statement = (exc.statement or "").lstrip().upper()
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate is not None and statement.startswith(WRITES)
+    """A value refused while writing (an INSERT, UPDATE or DELETE): the request's. On a
+    read it is ours: a value that was stored but cannot be loaded (psycopg's loaders raise
+    DataError, e.g. for a year 10000), or a parameter the schemas should have refused."""
+    return (exc.statement or "").lstrip().upper().startswith(WRITES)
 
 
 async def invalid_value(request: Request, exc: Exception) -> JSONResponse:

@@ -16,9 +16,8 @@ A stream that fails after its 200 was sent must not end looking like a complete 
 (issue 12): the failure is logged with its traceback; NDJSON then ends with one line in the
 error shape, ``{"error": {"code": "export_failed", "message", "request_id"}}``, which no
 event line can look like (an event line has an ``id``, and its ``error`` is a string or
-null, never an object); CSV has no place for such a
-line, so the connection is aborted (no final empty chunk: clients report an incomplete
-body).
+null, never an object); CSV has no place for such a line, so the connection is aborted (no
+final empty chunk: clients report an incomplete body).
 """
 
 from __future__ import annotations

@@ -257,3 +257,18 @@ def test_whole_floats_from_1e16_up_read_back_as_floats(db: Engine, gateway: Gate
     for path, read in reads.items():
         assert read == metadata, path
         assert _types(read) == _types(metadata), path
+
+
+def test_only_a_value_refused_by_a_write_is_the_clients() -> None:
+    from sqlalchemy.exc import DataError
+
+    from gateway.errors import is_write_refusal
+
+    def error(statement: str) -> DataError:
+        return DataError(statement, {}, Exception("value out of range"))
+
+    assert is_write_refusal(error("INSERT INTO events (id) VALUES (%(id)s)"))
+    assert is_write_refusal(error("\n  update events SET text = %(t)s"))
+    assert is_write_refusal(error("DELETE FROM events WHERE id = %(id)s"))
+    assert not is_write_refusal(error("SELECT events.occurred_at FROM events"))
+    assert not is_write_refusal(error("WITH hits AS (SELECT 1) SELECT * FROM hits"))
