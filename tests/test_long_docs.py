@@ -112,3 +112,21 @@ def test_the_command_writes_a_set_eval_reads_with_real_token_counts(tmp_path: Pa
     assert sorted(d for p in parts.values() for d in p) == sorted(data.corpus)
     figures = lengths(join(load(source), parts=(4, 8), budget=(150, 200))[0])
     assert figures["parts_min"] >= 4 and figures["tokens_min"] >= 100
+
+
+def test_the_runner_checks_the_issues_two_goals() -> None:
+    from bench.long_docs_eval import verdict
+
+    def run(dense: float, keyword: float, hybrid: float) -> dict[str, object]:
+        modes = {"dense": dense, "keyword": keyword, "hybrid": hybrid}
+        return {
+            "long": {"name": "L"},
+            "references": {"exact_short": {"ndcg@10": 0.70}},
+            "pipeline": {"L": {"modes": {m: {"ndcg@10": v} for m, v in modes.items()}}},
+        }
+
+    good = verdict(run(0.68, 0.60, 0.71))
+    assert good["dense_within_0.03"] and good["hybrid_at_least_dense_and_keyword"]
+    bad = verdict(run(0.0011, 0.60, 0.44))
+    assert not bad["dense_within_0.03"] and not bad["hybrid_at_least_dense_and_keyword"]
+    assert bad["dense_long_minus_exact_short"] == round(0.0011 - 0.70, 4)
