@@ -124,16 +124,30 @@ def run(home: Path, procfile: Path) -> int:
             ],
             env=env,
         )
-        signal.signal(signal.SIGTERM, _interrupt)
-        try:
-            return honcho.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C reached the whole process group and honcho stops its children itself;
-            # on SIGTERM (sent to us alone) honcho is told here. Either way a clean stop is 0.
+        return _supervise(honcho)
+
+
+def _supervise(honcho: subprocess.Popen[bytes]) -> int:
+    """Wait for honcho; a Ctrl-C or SIGTERM is a clean stop, 0, whatever honcho answers.
+
+    Ctrl-C reaches the whole process group, and honcho stops its children itself (exiting
+    130); SIGTERM (sent to us alone) is passed on to it. The handlers only note the stop and
+    tell honcho: no KeyboardInterrupt is raised, so none can land in the middle of the
+    embedded servers' shutdown, whichever process sees the signal first (a race that once
+    ended `eventsearch up` with 130 on a loaded machine)."""
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        if honcho.poll() is None:
             honcho.send_signal(signal.SIGTERM)
-            honcho.wait()
-            return 0
 
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = honcho.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    # A stop that honcho saw first (it exits 130 or 143 on SIGINT/SIGTERM) is ours too.
+    return 0 if stopping or code in (130, 143, -signal.SIGINT, -signal.SIGTERM) else code
