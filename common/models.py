@@ -21,8 +21,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
-from common.settings import get_settings
-
 # The text search configuration of events.search_text (migration 0004). Queries must parse
 # with the same one, or their stems do not meet the stored ones.
 TEXT_SEARCH_CONFIG = "english"
@@ -37,15 +35,6 @@ class EventStatus(enum.StrEnum):
 
 class Base(DeclarativeBase):
     pass
-
-
-def _embed_dim() -> int:
-    # The column's dimension is fixed when the table is created (EMBED_DIM); the workers
-    # refuse vectors of any other size before they reach the database.
-    try:
-        return get_settings().embed_dim
-    except Exception:  # a tool importing the models without a configured environment
-        return 384
 
 
 class Event(Base):
@@ -68,7 +57,9 @@ class Event(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(255))
-    embedding: Mapped[Any] = mapped_column(Vector(_embed_dim()), nullable=True)
+    # The column's dimension is fixed when migration 0001 creates it (EMBED_DIM, passed by
+    # `eventsearch migrate`); queries need none, so importing the models reads no setting.
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=True)
     embedded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the sweeper (re)publishes the event if it is still queued: a retry's backoff, or
     # the deadline after which its message is presumed lost (NULL: created_at + SWEEP_AFTER_S).
