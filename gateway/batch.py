@@ -31,8 +31,16 @@ def _rejected(index: int, key: str | None, error: ItemError) -> BatchItemResult:
 
 
 def _key_of(raw: Any) -> str | None:
+    """A rejected item's key, to echo: null when it is not a string or not UTF-8 (a lone
+    surrogate cannot be written in the answer)."""
     key = raw.get("idempotency_key") if isinstance(raw, dict) else None
-    return key if isinstance(key, str) else None
+    if not isinstance(key, str):
+        return None
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return None
+    return key
 
 
 def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:

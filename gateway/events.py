@@ -22,8 +22,8 @@ from gateway.event_filters import SHOWN, Source, Status, matching
 from gateway.idempotency import (
     IdempotencyRecord,
     Stored,
-    check_idempotency_key,
     fingerprint,
+    key_from_header,
     record_for,
 )
 from gateway.ingest import NewEvent, answer_bytes, record_events
@@ -58,7 +58,7 @@ async def ingest_event(
     The same key with the same body replays the first answer byte for byte
     (``Idempotent-Replayed: true``); with another body it is 422 ``idempotency_key_reused``;
     while the first request still runs, 409 ``idempotency_key_in_progress``."""
-    key = check_idempotency_key(
+    key = key_from_header(
         idempotency_key if idempotency_key is not None else x_idempotency_key,
         settings.idempotency_required,
     )

@@ -103,7 +103,8 @@ def test_batch_endpoint_has_its_own_larger_limit(small: httpx.Client) -> None:
     response = small.post(
         "/api/v1/events/batch", content=between, headers={"Content-Type": "application/json"}
     )
-    assert response.status_code != 413, response.text
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == []  # an empty batch: nothing accepted, nothing refused
     over = b'{"events": [' + b" " * SMALL_BATCH_BODY + b"]}"
     response = small.post(
         "/api/v1/events/batch", content=over, headers={"Content-Type": "application/json"}
@@ -365,3 +366,34 @@ def test_occurred_at_must_be_an_rfc3339_string(client: httpx.Client, value: obje
     body = event_body(occurred_at=value)
     error = assert_error(raw_post(client, json.dumps(body).encode()), 422)
     assert "occurred_at" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 401, "unauthorized"),
+        ({"X-API-Key": "es_wrong"}, 401, "unauthorized"),
+        (None, 413, "payload_too_large"),  # the session's valid key
+    ],
+    ids=["no-key", "wrong-key", "valid-key"],
+)
+def test_body_limits_apply_only_after_authentication(
+    small_gateway: processes.Gateway,
+    api_key: str,
+    headers: dict[str, str] | None,
+    status: int,
+    code: str,
+) -> None:
+    """The key is checked from the headers first (issue 12): an unknown caller learns
+    nothing about its body, not even that it is too large."""
+    body = json.dumps(event_body("x" * SMALL_BODY)).encode()
+    response = httpx.post(
+        f"{small_gateway.url}/api/v1/events",
+        content=body,
+        headers={
+            "Idempotency-Key": new_key(),
+            "Content-Type": "application/json",
+            **(headers if headers is not None else {"X-API-Key": api_key}),
+        },
+    )
+    assert_error(response, status, code)

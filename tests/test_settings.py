@@ -148,3 +148,18 @@ def test_cors_origins_are_comma_separated() -> None:
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     default = Settings(database_url=BASE["DATABASE_URL"], redis_url=BASE["REDIS_URL"])
     assert default.cors_origins == []
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {**BASE, "FLOWER_PASSWORD": "long,but-two-logins"},
+        {**BASE, "FLOWER_USER": "ad:min"},
+        {**BASE, "FLOWER_USER": "a,b"},
+    ],
+    ids=["comma-in-password", "colon-in-user", "comma-in-user"],
+)
+def test_a_flower_login_that_basic_auth_would_split_is_refused(env: dict[str, str]) -> None:
+    # Flower reads FLOWER_BASIC_AUTH as comma-separated user:password pairs.
+    line = settings_error(**env)
+    assert line is not None and "FLOWER_" in line
