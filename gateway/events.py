@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, tuple_
 
 from common.errors import NotFound
+from common.lifecycle.handoff import hand_off_async
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut, EventPage
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
@@ -25,7 +26,7 @@ from gateway.idempotency import (
     key_from_header,
     record_for,
 )
-from gateway.ingest import NewEvent, answer_bytes, hand_off, record_events
+from gateway.ingest import NewEvent, answer_bytes, record_events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 log = logging.getLogger("eventsearch.gateway")
@@ -82,7 +83,7 @@ async def ingest_event(
         accepted, replayed = result
         if not replayed:
             await session.commit()
-            await hand_off(session, [str(accepted.id)], correlation_id.get())
+            await hand_off_async(session, [str(accepted.id)], correlation_id.get(), "withdraw")
     except BaseException:
         if record is not None:
             await _forget(record)

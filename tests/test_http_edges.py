@@ -4,6 +4,7 @@ README says."""
 
 from __future__ import annotations
 
+import json
 import socket
 
 import httpx
@@ -33,14 +34,16 @@ def test_a_trailing_slash_is_404_without_a_redirect(
     assert error["request_id"] == answer.headers["x-request-id"]
 
 
-def test_uvicorns_own_refusal_of_a_malformed_request_is_a_plain_400(gateway: Gateway) -> None:
-    """Refused by the HTTP parser before the app sees it: no JSON shape, no request id (the
-    README's Operations section says so)."""
+def test_a_malformed_request_is_a_400_in_the_error_shape(gateway: Gateway) -> None:
+    """Refused by the HTTP parser before the app sees it, yet in the one JSON error shape
+    (gateway/server.py answers h11's refusals itself; the README's Operations section)."""
     host, port = gateway.url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n")
         answer = b""
         while chunk := conn.recv(4096):
             answer += chunk
-    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
-    assert b"text/plain" in answer.lower()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body)["error"]["code"] == "bad_request"
