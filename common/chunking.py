@@ -153,6 +153,16 @@ def _chunker(embedder: str, tokens: int, overlap: int, chars_per_token: float) -
     return char_chunker(tokens, overlap, chars_per_token)
 
 
+def chunking_name(settings: Settings) -> str:
+    """The name of :func:`chunker_for`'s chunker, without building it (no tokenizer loaded):
+    stored with each chunk set, so ``eventsearch reembed`` finds sets made otherwise."""
+    tokens, overlap = budget_tokens(settings), settings.chunk_overlap_tokens
+    if settings.embedder == "local":
+        return f"wp{tokens}o{overlap}"
+    capacity = max(int(tokens * settings.embed_chars_per_token), 1)
+    return f"ch{capacity}o{min(int(overlap * settings.embed_chars_per_token), capacity - 1)}"
+
+
 def chunker_for(settings: Settings) -> Chunker:
     """This process's chunker for the configured embedder (made once)."""
     return _chunker(

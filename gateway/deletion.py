@@ -1,4 +1,6 @@
-"""``DELETE /api/v1/events/{id}`` (scope ``ingest``): 204, and the vector leaves search.
+"""``DELETE /api/v1/events/{id}`` (scope ``ingest``): 204, and its chunks leave search (the
+database's trigger on ``status = 'deleted'`` removes them in the same transaction: migration
+0005).
 
 The row stays with status ``deleted`` and no vector or text, so that a later status read
 says ``deleted``, its idempotency key still answers as the first response did, and a task
@@ -30,7 +32,7 @@ async def delete_event(event_id: str, session: SessionDep, caller: IngestKey) ->
         raise NotFound(f"no event {event_id!r}") from None
     deleted = await session.execute(
         text(
-            "UPDATE events SET status = 'deleted', embedding = NULL, text = '', error = NULL,"
+            "UPDATE events SET status = 'deleted', text = '', error = NULL,"
             " due_at = NULL, updated_at = now() WHERE id = :id AND tenant = :tenant RETURNING id"
         ),
         {"id": uid, "tenant": caller.tenant},

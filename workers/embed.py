@@ -1,11 +1,14 @@
 """The embed task: a message names one event (a single POST) or up to ``EMBED_BATCH_SIZE``
 (a batch POST, the sweeper); celery-batches buffers them and :class:`ReliableBatches` hands
 them to :func:`embed_events` in groups of up to ``EMBED_BATCH_SIZE`` events (or whatever
-arrived within ``EMBED_BATCH_WAIT_MS``); one embedder call serves a group, or one per
-``EMBED_BATCH_MAX_CHARS`` of its text.
+arrived within ``EMBED_BATCH_WAIT_MS``). Each event's text is embedded as chunks
+(workers/chunk_embed.py): an embedder call holds up to ``EMBED_BATCH_SIZE`` chunks,
+``EMBED_BATCH_MAX_TOKENS`` tokens and ``EMBED_BATCH_MAX_CHARS`` characters, and an event's
+whole chunk set is stored in one transaction (it is ``embedded`` only then).
 
 Outcomes, per event:
-- embedded: the vector is stored (only if the event is still ``queued``: exactly-once effect);
+- embedded: its chunk set is stored (only if the event is still ``queued``: exactly-once
+  effect, one complete set or none);
 - transient failure (timeout, connection error, 429, 5xx, the batch's soft time limit): the
   error is kept and the event becomes due again after a full-jitter exponential backoff,
   never sooner than the embedder's ``Retry-After`` (capped); the sweeper publishes it then.
@@ -42,7 +45,7 @@ from common.embed_slots import EmbedSlots, SlotsBusy
 from common.embedders import Embedder, PermanentEmbedError, TransientEmbedError, build_embedder
 from common.queue import TASK_EMBED
 from common.settings import get_settings
-from workers import store
+from workers import chunk_embed, store
 from workers.app import app
 from workers.observability import observed
 
@@ -107,7 +110,7 @@ def process(events: Sequence[store.Pending], rids: RequestIds | None = None) -> 
         return
     model = embedder()
     try:
-        vectors = model.embed([e.text for e in events])
+        sets = chunk_embed.embed_sets(model, events)
     except TransientEmbedError as error:
         retry(events, str(error), error.retry_after, rids)
         return
@@ -120,7 +123,9 @@ def process(events: Sequence[store.Pending], rids: RequestIds | None = None) -> 
         process(events[:middle], rids)
         process(events[middle:], rids)
         return
-    store.save_vectors(events, vectors, model.model)
+    stored = store.save_chunks(sets, model.model, chunk_embed.chunker().name)
+    metrics.CHUNKS_EMBEDDED.inc(sum(len(s.chunks) for s in stored))
+    metrics.TOKENS_EMBEDDED.inc(sum(s.tokens for s in stored))
 
 
 def retry(
@@ -196,23 +201,9 @@ def claim_and_process(
         )
         metrics.DEAD_LETTERS.inc(dead)
     live = [e for e in events if e.attempts <= _settings.embed_max_attempts]
-    for part in budgeted(live, _settings.embed_batch_max_chars):
+    # Parts of about one embedder call's worth of chunks, each stored before the next.
+    for part in chunk_embed.parts(live, _settings):
         process(part, rids)
-
-
-def budgeted(events: Sequence[store.Pending], max_chars: int) -> list[list[store.Pending]]:
-    """Consecutive events in parts of at most ``max_chars`` characters of text, one embedder
-    call each (a longer text is a part of its own): a batch of long texts must not become
-    one request of many megabytes, nor one over what the embedder accepts at a time."""
-    parts: list[list[store.Pending]] = []
-    chars = 0
-    for event in events:
-        if not parts or chars + len(event.text) > max_chars:
-            parts.append([])
-            chars = 0
-        parts[-1].append(event)
-        chars += len(event.text)
-    return parts
 
 
 def groups(requests: Collection[Any], size: int) -> list[list[Any]]:

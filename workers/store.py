@@ -11,14 +11,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
-import numpy as np
-import psycopg
-from pgvector.psycopg.vector import register_vector_info
-from psycopg.types import TypeInfo
 from sqlalchemy import text
 
+from common import chunk_store
 from common.db import sync_sessions
 
 
@@ -52,48 +48,26 @@ def claim(ids: Sequence[str], lease_s: float) -> list[Pending]:
     return [Pending(r.id, r.text, r.attempts, r.error) for r in rows]
 
 
-# The batch's vectors go to a temporary table by binary COPY, then into events with one
-# UPDATE ... FROM it. Measured on 64 x 384-d vectors (docs/decisions.md): 6 ms against 34 ms
-# for SQLAlchemy's executemany UPDATE and 10 ms for psycopg's, index upkeep aside (pgvector's
-# HNSW insertions cost far more than either, whichever way the rows arrive).
-STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS embed_stage (id uuid, embedding vector) ON COMMIT DELETE ROWS"
-)
+# The batch's chunks go to a temporary table by binary COPY (common/chunk_store.py); one
+# UPDATE of the events still queued says which sets are stored, and those replace whatever
+# the events had, in the same transaction: one complete set per event, or none.
 STORE = text(
-    "UPDATE events e SET embedding = s.embedding, model = :model, status = 'embedded',"
+    "UPDATE events e SET model = :model, chunking = :chunking, status = 'embedded',"
     " error = NULL, due_at = NULL, embedded_at = now(), updated_at = now()"
-    " FROM embed_stage s WHERE e.id = s.id AND e.status = 'queued'"
+    " FROM (SELECT DISTINCT event_id FROM chunk_stage) s"
+    " WHERE e.id = s.event_id AND e.status = 'queued' RETURNING e.id"
 )
 
 
-_vector_type: TypeInfo | None = None
-
-
-def vector_type(conn: psycopg.Connection[Any]) -> TypeInfo:
-    """pgvector's type in this database, looked up once per process."""
-    global _vector_type
-    if _vector_type is None:
-        _vector_type = TypeInfo.fetch(conn, "vector")
-        if _vector_type is None:
-            raise RuntimeError("the vector extension is missing: run `eventsearch migrate`")
-    return _vector_type
-
-
-def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], model: str) -> int:
-    """Store the vectors of events still queued; returns how many rows changed."""
+def save_chunks(
+    sets: Sequence[chunk_store.ChunkSet], model: str, chunking: str
+) -> list[chunk_store.ChunkSet]:
+    """Store the chunk sets of events still queued; returns the sets stored."""
     with sync_sessions()() as session, session.begin():
-        conn = session.connection()
-        conn.exec_driver_sql(STAGE)
-        raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
-        register_vector_info(raw, vector_type(raw))
-        with (
-            raw.cursor() as cursor,
-            cursor.copy("COPY embed_stage (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["uuid", "vector"])
-            for event, vector in zip(events, vectors, strict=True):
-                copy.write_row((event.id, np.asarray(vector, dtype=np.float32)))
-        return conn.execute(STORE, {"model": model}).rowcount
+        chunk_store.stage(session, sets)
+        stored = {r.id for r in session.execute(STORE, {"model": model, "chunking": chunking})}
+        chunk_store.replace(session, list(stored), model)
+    return [s for s in sets if s.event_id in stored]
 
 
 def schedule_retry(

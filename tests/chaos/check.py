@@ -50,7 +50,7 @@ def verdict(db: Engine, tenant: str, run: str, n: int, sent: Sent) -> Verdict:
         rows = conn.execute(
             text(
                 "SELECT e.id::text AS id, e.text, e.status, e.attempts, e.model,"
-                " e.embedding IS NOT NULL AS has_vector,"
+                " EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = e.id) AS has_vector,"
                 " extract(epoch FROM e.embedded_at - e.created_at) AS waited,"
                 " (SELECT count(*) FROM dead_letters d WHERE d.event_id = e.id"
                 "   AND d.replayed_at IS NULL AND d.error <> '') AS letters"
