@@ -20,7 +20,8 @@ from common.migrate import upgrade_head
 from stack.ports import free_port
 from stack.postgres import EmbeddedPostgres
 from stack.redis import EmbeddedRedis
-from tests.conftest import event_body, new_key, status_of, wait_for
+from tests import processes
+from tests.conftest import event_body, make_key, new_key, status_of, wait_for
 from tests.processes import Proc
 from tests.reliability_helpers import dead_letters_of, insert_queued, publish, row, start_worker
 from tests.stub_embedder import CONTEXT_ERROR, StubServer, stub_tokens
@@ -310,3 +311,30 @@ def test_a_worker_killed_mid_event_leaves_no_partial_set_and_the_event_is_embedd
         assert stub_tokens(long_text) > 0
     finally:
         restarted.stop()
+
+
+def test_stats_and_metrics_count_chunks_and_tokens(
+    gateway: processes.Gateway, worker: Proc, db: Engine
+) -> None:
+    tenant = f"chunks-{uuid.uuid4().hex[:8]}"
+    long_text = posting(tenant, "Counted.")
+    with httpx.Client(
+        base_url=gateway.url, headers={"X-API-Key": make_key(db, tenant)}, timeout=30
+    ) as own:
+        ids = [ingest(own, long_text), ingest(own, "one short event")]
+        wait_for(
+            lambda: all(status_of(own, i)["status"] == "embedded" for i in ids), what="embedded"
+        )
+        stats = own.get("/api/v1/stats").json()
+    chunks = CHUNKER.split(long_text) + CHUNKER.split("one short event")
+    assert stats["chunks"] == len(chunks) > 2
+    assert stats["chunk_tokens"] == sum(c.tokens for c in chunks)
+
+    def exposed() -> bool:
+        text_ = httpx.get(f"{gateway.url}/metrics").text
+        return (
+            "eventsearch_embed_chunks_total{" in text_
+            and "eventsearch_embed_tokens_total{" in text_
+        )
+
+    wait_for(exposed, 30, "chunk and token counters relayed from the worker")
