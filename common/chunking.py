@@ -101,6 +101,9 @@ class Chunker:
         chunks = []
         for position, (start, part) in enumerate(self._splitter.chunk_indices(text)):
             chunks.append(Chunk(position, start, start + len(part), part, self._tokens_of(part)))
+        if not chunks:  # blanks only, longer than a chunk: the splitter trims them all away
+            blank = text[: self.capacity]
+            chunks.append(Chunk(0, 0, len(blank), blank, self._tokens_of(blank)))
         return chunks
 
 

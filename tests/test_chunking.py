@@ -51,6 +51,12 @@ def test_a_text_that_fits_is_one_chunk_spanning_all_of_it(words: Chunker) -> Non
     assert words.split(text) == [Chunk(0, 0, len(text), text, count_tokens(text))]
 
 
+def test_blanks_longer_than_a_chunk_are_one_chunk_all_the_same() -> None:
+    chunker = char_chunker(16, 4, 3.0)
+    [chunk] = chunker.split(" \n" * 100)
+    assert chunk.start == 0 and chunk.end == chunker.capacity and not chunk.text.strip()
+
+
 def test_the_default_budget_keeps_every_text_the_model_read_whole_in_one_chunk() -> None:
     chunker = token_chunker(MAX_MODEL_TOKENS, 32)
     text = " ".join(["engineer"] * (MAX_MODEL_TOKENS - 2))

@@ -22,7 +22,7 @@ def chunker() -> Chunker:
     return chunker_for(get_settings())
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=128)  # above EMBED_BATCH_SIZE's default; up to ~25 MB of long texts
 def chunks_of(text: str) -> tuple[Chunk, ...]:
     """The chunks of ``text`` (cached: a batch is grouped by them, then embedded, and a
     bisected batch meets the same texts again)."""
