@@ -77,6 +77,8 @@ def stage(session: Session, sets: Iterable[ChunkSet]) -> None:
     """COPY the sets' chunks into this transaction's ``chunk_stage`` (emptied at commit)."""
     conn = session.connection()
     conn.exec_driver_sql(STAGE)
+    # Emptied at commit, but a transaction may stage twice (store, then re-embed).
+    conn.exec_driver_sql("DELETE FROM chunk_stage")
     raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
     register_vector_info(raw, vector_type(raw))
     with raw.cursor() as cursor, cursor.copy(COPY) as copy:

@@ -19,8 +19,7 @@ from tests.stub_embedder import StubServer
 
 @pytest.mark.usefixtures("stack_env")  # importing the worker reads its settings
 def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> None:
-    import workers.app  # noqa: F401 (first, as a worker does: the task modules import it)
-    from workers.embed import groups
+    from workers.reliable_batches import groups
 
     singles = [SimpleNamespace(args=[f"e{i}"]) for i in range(5)]
     chunk = SimpleNamespace(args=[f"c{i}" for i in range(3)])
@@ -33,10 +32,10 @@ def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> Non
 
 @pytest.mark.usefixtures("stack_env")
 def test_events_are_grouped_by_their_chunks_and_calls_by_chunks_tokens_and_characters() -> None:
-    import workers.app  # noqa: F401
+    from common.lifecycle.transitions import Pending
     from common.settings import get_settings
-    from workers.chunk_embed import calls, chunks_of, parts
-    from workers.store import Pending
+    from workers.batching import budgeted
+    from workers.chunk_embed import calls, chunks_of
 
     settings = get_settings().model_copy(
         update={"embed_batch_size": 4, "embed_batch_max_tokens": 10_000}
@@ -45,13 +44,13 @@ def test_events_are_grouped_by_their_chunks_and_calls_by_chunks_tokens_and_chara
     sizes = (40, 40, 40, 3000, 10, 10)
     events = [Pending(uuid.uuid4(), "word " * (n // 5), 1) for n in sizes]
     assert [len(chunks_of(e.text)) for e in events] == [1, 1, 1, 5, 1, 1]
-    grouped = parts(events, settings)
+    grouped = budgeted(events, settings)
     assert [[len(e.text) for e in part] for part in grouped] == [
         [40, 40, 40],
         [3000],
         [10, 10],
     ]
-    assert parts([], settings) == []
+    assert budgeted([], settings) == []
     chunks = [c for e in events for c in chunks_of(e.text)]
     assert [len(c) for c in calls(chunks, settings)] == [4, 4, 2]
     few_tokens = settings.model_copy(update={"embed_batch_max_tokens": 300})

@@ -14,8 +14,8 @@ from functools import lru_cache
 from common.chunk_store import ChunkSet
 from common.chunking import Chunk, Chunker, chunker_for
 from common.embedders import Embedder, PermanentEmbedError
+from common.lifecycle.transitions import Pending
 from common.settings import Settings, get_settings
-from workers.store import Pending
 
 
 def chunker() -> Chunker:

@@ -3,9 +3,10 @@ model and chunking, and replace their chunk sets whole, in one transaction (``ev
 reembed`` publishes the batches).
 
 Only rows still ``embedded`` and not yet on this model and chunking are touched, so a
-redelivered batch writes nothing twice and a deleted event stays deleted. Transient embedder
-failures retry with the embed task's backoff; a permanently refused text keeps its old
-chunk set (the CLI reports what is left).
+redelivered batch writes nothing twice and a deleted event stays deleted. Failures follow
+the one retry policy (workers/retry_policy.py): transient ones retry with its backoff up to
+``EMBED_MAX_ATTEMPTS``; out of attempts, or refused for good, an event keeps its old chunk
+set and gets the error and a dead letter (the CLI reports what is left).
 """
 
 from __future__ import annotations
@@ -14,23 +15,25 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from celery import Task
-from sqlalchemy import or_, select, text
+from celery import Task, shared_task
+from sqlalchemy import or_, select
 
-from common import chunk_store
+from common.chunk_store import ChunkSet
 from common.db import sync_sessions
 from common.embedders import PermanentEmbedError, TransientEmbedError
+from common.lifecycle import apply, transitions
+from common.lifecycle.transitions import Pending
 from common.models import Event, EventStatus
 from common.reembed import TASK_REEMBED
 from common.settings import get_settings
-from workers import chunk_embed, store
-from workers.app import app
-from workers.embed import backoff, embedder
+from workers import chunk_embed
+from workers.embedder import embedder
+from workers.retry_policy import backoff, gave_up, reembed_gave_up
 
 log = logging.getLogger("eventsearch.worker")
 
 
-def load(ids: Sequence[str], model: str) -> list[store.Pending]:
+def load(ids: Sequence[str], model: str) -> list[Pending]:
     """The events among ``ids`` still embedded with another model or chunking."""
     with sync_sessions()() as session:
         rows = session.execute(
@@ -43,42 +46,35 @@ def load(ids: Sequence[str], model: str) -> list[store.Pending]:
                 ),
             )
         ).all()
-    return [store.Pending(r.id, r.text, 0) for r in rows]
+    return [Pending(r.id, r.text, 0) for r in rows]
 
 
-SAVE = text(
-    "UPDATE events e SET model = :model, chunking = :chunking, embedded_at = now(),"
-    " updated_at = now() FROM (SELECT DISTINCT event_id FROM chunk_stage) s"
-    " WHERE e.id = s.event_id AND e.status = 'embedded' RETURNING e.id"
-)
+def save(sets: Sequence[ChunkSet], model: str) -> int:
+    return apply(transitions.reembed, sets, model, chunk_embed.chunker().name)
 
 
-def save(sets: Sequence[chunk_store.ChunkSet], model: str) -> int:
-    """Replace the chunk sets of events still embedded; returns events changed."""
-    if not sets:
-        return 0
-    chunking = chunk_embed.chunker().name
-    with sync_sessions()() as session, session.begin():
-        chunk_store.stage(session, sets)
-        done = [r.id for r in session.execute(SAVE, {"model": model, "chunking": chunking})]
-        chunk_store.replace(session, done, model)
-    return len(done)
-
-
-def embed_each(events: Sequence[store.Pending]) -> list[chunk_store.ChunkSet]:
-    """One event at a time, after a batch was refused: only the bad text is left out."""
+def embed_each(events: Sequence[Pending], model: str) -> list[ChunkSet]:
+    """One event at a time, after a batch was refused for good: only the bad text is left
+    out, dead-lettered with its old chunk set kept (a transient failure here waits for the
+    next run: the text is still stale)."""
     sets = []
     for event in events:
         try:
             sets += chunk_embed.embed_sets(embedder(), [event])
         except PermanentEmbedError as error:
-            log.warning("event %s not re-embedded: %s", event.id, error)
+            reembed_gave_up([str(event.id)], model, str(error), 1)
+            continue
+        except TransientEmbedError as error:
+            log.warning("event %s not re-embedded now: %s", event.id, error)
+            continue
     return sets
 
 
-@app.task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
+@shared_task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
 def reembed_events(self: Task, ids: list[str], model: str) -> int:
-    """Re-embed ``ids`` with ``model``, which must be this worker's; returns events updated."""
+    """Re-embed ``ids`` with ``model``, which must be this worker's; returns rows updated.
+    Failures follow workers/retry_policy.py: transient ones are retried with its backoff up
+    to EMBED_MAX_ATTEMPTS, then the events keep their old vector and get a dead letter."""
     mine = embedder().model
     if model != mine:
         log.error("reembed for model %r refused: this worker runs %r", model, mine)
@@ -91,9 +87,9 @@ def reembed_events(self: Task, ids: list[str], model: str) -> int:
     except TransientEmbedError as error:
         attempt = self.request.retries + 1
         if attempt >= get_settings().embed_max_attempts:
-            log.error("reembed of %d events gave up: %s", len(events), error)
+            reembed_gave_up([str(e.id) for e in events], model, gave_up(str(error)), attempt)
             return 0
         raise self.retry(countdown=backoff(attempt, error.retry_after)) from None
     except PermanentEmbedError:
-        sets = embed_each(events)
+        sets = embed_each(events, model)
     return save(sets, model)

@@ -18,7 +18,9 @@ Revises: 0004
   word piece of the text ends (its own tokenizer tells where). Ollama and OpenAI-compatible
   servers were sent the whole text without truncation (a text over their context was
   refused and never got a vector), so theirs spans the whole text.
-- ``events.embedding`` and its index go: no vector lives outside ``chunks``.
+- ``events.embedding`` and its index go: no vector lives outside ``chunks``, whose column
+  has the same dimension and whose index the same opclass, m and ef_construction (read from
+  the database: a migration reads no environment).
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ import sqlalchemy as sa
 from alembic import op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
-
-from common.settings import get_settings
 
 revision = "0005"
 down_revision = "0004"
@@ -41,9 +41,28 @@ CHARS_PER_TOKEN = 3.0  # estimate for the other models' token counts (EMBED_CHAR
 BATCH = 1000
 
 
+def _existing() -> tuple[int, int, int]:
+    """The dimension of events.embedding and its index's m and ef_construction, as 0001 made
+    them: the chunks' column and index are their like (a migration reads no environment)."""
+    conn = op.get_bind()
+    dim = conn.execute(
+        sa.text(
+            "SELECT atttypmod FROM pg_attribute"
+            " WHERE attrelid = 'events'::regclass AND attname = 'embedding'"
+        )
+    ).scalar_one()
+    options = (
+        conn.execute(
+            sa.text("SELECT reloptions FROM pg_class WHERE relname = 'ix_events_embedding_hnsw'")
+        ).scalar()
+        or []
+    )
+    given = dict(o.split("=", 1) for o in options)
+    return int(dim), int(given.get("m", 16)), int(given.get("ef_construction", 64))
+
+
 def upgrade() -> None:
-    settings = get_settings()
-    dim = settings.embed_dim
+    dim, m, ef_construction = _existing()
     op.create_table(
         "chunks",
         sa.Column(
@@ -74,7 +93,7 @@ def upgrade() -> None:
     op.execute("CREATE INDEX ix_chunks_tenant ON chunks (tenant) INCLUDE (tokens)")
     op.execute(
         "CREATE INDEX ix_chunks_embedding_hnsw ON chunks USING hnsw (embedding vector_cosine_ops) "
-        f"WITH (m = {int(settings.hnsw_m)}, ef_construction = {int(settings.hnsw_ef_construction)})"
+        f"WITH (m = {m}, ef_construction = {ef_construction})"
     )
     op.execute(
         """
@@ -132,7 +151,12 @@ def _local_spans() -> None:
 
 
 def downgrade() -> None:
-    dim = get_settings().embed_dim
+    dim = op.get_bind().execute(
+        sa.text(
+            "SELECT atttypmod FROM pg_attribute"
+            " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+        )
+    ).scalar_one()
     op.add_column("events", sa.Column("embedding", Vector(dim)))
     op.execute(
         "UPDATE events e SET embedding = c.embedding FROM chunks c"
