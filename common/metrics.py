@@ -98,6 +98,16 @@ DEAD_LETTERS = Counter(
     "Events given up on (permanent failure or attempts exhausted)",
     namespace=NAMESPACE,
 )
+CHUNKS_EMBEDDED = Counter(
+    "embed_chunks",
+    "Chunks embedded and stored (an event is one chunk or more)",
+    namespace=NAMESPACE,
+)
+TOKENS_EMBEDDED = Counter(
+    "embed_tokens",
+    "Tokens of the chunks stored (word pieces with the local model, estimated otherwise)",
+    namespace=NAMESPACE,
+)
 WORKER_HEARTBEAT = Gauge(
     "worker_heartbeat_timestamp_seconds",
     "Unix time of the worker's last heartbeat; alert when it stops moving",
@@ -121,6 +131,8 @@ WORKER_ONLY = (
     RETRIES,
     DEAD_LETTERS,
     WORKER_HEARTBEAT,
+    CHUNKS_EMBEDDED,
+    TOKENS_EMBEDDED,
 )
 
 

@@ -21,8 +21,6 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
 
-from common.settings import get_settings
-
 # The text search configuration of events.search_text (migration 0004). Queries must parse
 # with the same one, or their stems do not meet the stored ones.
 TEXT_SEARCH_CONFIG = "english"
@@ -37,15 +35,6 @@ class EventStatus(enum.StrEnum):
 
 class Base(DeclarativeBase):
     pass
-
-
-def _embed_dim() -> int:
-    # The column's dimension is fixed when the table is created (EMBED_DIM); the workers
-    # refuse vectors of any other size before they reach the database.
-    try:
-        return get_settings().embed_dim
-    except Exception:  # a tool importing the models without a configured environment
-        return 384
 
 
 class Event(Base):
@@ -68,7 +57,9 @@ class Event(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(255))
-    embedding: Mapped[Any] = mapped_column(Vector(_embed_dim()), nullable=True)
+    # The chunker that made the event's chunk set (common/chunking.Chunker.name); NULL for a
+    # vector from before chunking (migration 0005), which `eventsearch reembed` chunks again.
+    chunking: Mapped[str | None] = mapped_column(String(64))
     embedded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the sweeper (re)publishes the event if it is still queued: a retry's backoff, or
     # the deadline after which its message is presumed lost (NULL: created_at + SWEEP_AFTER_S).
@@ -87,6 +78,28 @@ class Event(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+
+
+class Chunk(Base):
+    """One chunk of an event's text and its vector: ``text[char_start:char_end]`` of the event
+    (Python and PostgreSQL both count characters). An event's chunks are replaced as a whole
+    set, in one transaction (common/chunk_store.py); ``tenant`` and ``model`` repeat the
+    event's, so that the HNSW scan filters on the chunk row itself."""
+
+    __tablename__ = "chunks"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), nullable=False)
+    char_start: Mapped[int] = mapped_column(Integer, nullable=False)
+    char_end: Mapped[int] = mapped_column(Integer, nullable=False)
+    tokens: Mapped[int] = mapped_column(Integer, nullable=False)
+    model: Mapped[str] = mapped_column(String(255), nullable=False)
+    # The column's dimension is fixed when the migrations create it (EMBED_DIM, passed by
+    # `eventsearch migrate`); queries need none, so importing the models reads no setting.
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=False)
 
 
 class ApiKey(Base):

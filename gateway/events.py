@@ -16,7 +16,7 @@ from common.lifecycle.handoff import hand_off_async
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut, EventPage
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
-from gateway.cursors import decode_cursor, encode_cursor
+from gateway.cursors import decode_cursor, paged
 from gateway.deps import RedisDep, SessionDep, SettingsDep
 from gateway.event_filters import SHOWN, Source, Status, matching
 from gateway.idempotency import (
@@ -160,12 +160,9 @@ async def list_events(
     )
     if cursor:
         query = query.where(tuple_(Event.created_at, Event.id) < decode_cursor(cursor))
-    rows = (await session.execute(query)).all()
-    page = [_out(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return EventPage(
-        events=page, next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    )
+    rows = [_out(row) for row in (await session.execute(query)).all()]
+    page, next_cursor = paged(rows, limit, lambda e: (e.created_at, e.id))
+    return EventPage(events=page, next_cursor=next_cursor)
 
 
 def _out(row: Any) -> EventOut:
