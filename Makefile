@@ -36,3 +36,9 @@ chaos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .eventsearch .test-tmp .chaos-tmp .pytest_cache .mypy_cache .ruff_cache
+
+# Long documents (issue 14): long sets made from short ones through the pipeline, against exact
+# search on the short originals (docs/long-documents.md); LONG_ARGS="--documents 800 --queries 100".
+.PHONY: bench-long
+bench-long: $(STAMP)
+	$(BIN)/python -m bench.long_docs --eval $(LONG_ARGS)
