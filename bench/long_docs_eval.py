@@ -90,14 +90,17 @@ def bm25(directory: Path) -> dict[str, float] | None:
     return score(data.qrels, run, K)
 
 
-def pipeline(directories: Sequence[Path], root: Path, stall_timeout: float) -> dict[str, Any]:
-    """``eventsearch eval`` on each directory against one fresh stack; its JSON per set."""
+def pipeline(
+    directories: Sequence[Path], root: Path, stall_timeout: float, extra: dict[str, str]
+) -> dict[str, Any]:
+    """``eventsearch eval`` on each directory against one fresh stack (with ``extra`` in the
+    gateway's and worker's environment); its JSON per set."""
     from bench.services import services
 
     figures: dict[str, Any] = {}
     with services(root / "stack") as svc:
         _, key = svc.database("bench_long")
-        env = svc.env("bench_long", 5, EMBEDDER="local", EMBED_BATCH_SIZE="64")
+        env = svc.env("bench_long", 5, EMBEDDER="local", EMBED_BATCH_SIZE="64", **extra)
         env.pop("EMBED_MODEL")  # the local embedder's default: the shipped model
         svc.worker(env, "bench-worker-long", concurrency=1)
         gateway = svc.gateway(env, "bench-gateway-long")
@@ -143,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-short", action="store_true", help="skip the short set's pipeline")
     parser.add_argument("--no-pipeline", action="store_true", help="references only")
     parser.add_argument("--stall-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the stack's gateway and worker, e.g. CHUNK_TOKENS=128 (repeatable)",
+    )
     parser.add_argument("--out", type=Path, default=Path("long-docs-results.json"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -186,7 +196,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     results["pipeline"] = {}
     if not args.no_pipeline:
         sets = [long_dir] if args.no_short else [long_dir, short_dir]
-        results["pipeline"] = pipeline(sets, work, args.stall_timeout)
+        extra = dict(item.split("=", 1) for item in args.env)
+        results["settings"] = extra
+        results["pipeline"] = pipeline(sets, work, args.stall_timeout, extra)
     results["goals"] = verdict(results)
     results["machine"] = {
         "cpus": os.cpu_count(),
