@@ -97,6 +97,12 @@ DEAD_LETTERS = Counter(
     "Events given up on (permanent failure or attempts exhausted)",
     namespace=NAMESPACE,
 )
+EMBEDDINGS_REUSED = Counter(
+    "embeddings_reused",
+    "New versions of a subject whose unchanged text took the current version's vector over,"
+    " with no embedder call",
+    namespace=NAMESPACE,
+)
 WORKER_HEARTBEAT = Gauge(
     "worker_heartbeat_timestamp_seconds",
     "Unix time of the worker's last heartbeat; alert when it stops moving",
@@ -119,6 +125,7 @@ WORKER_ONLY = (
     EMBED_TASKS,
     RETRIES,
     DEAD_LETTERS,
+    EMBEDDINGS_REUSED,
     WORKER_HEARTBEAT,
 )
 

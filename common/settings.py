@@ -159,6 +159,15 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
 
+    # Subjects and CloudEvents (issue 15, docs/subjects.md).
+    subject_delete_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*.deleted"],
+        description="comma-separated event type patterns (fnmatch) that delete their subject",
+    )
+    cloudevents_text_field: str = Field(
+        "text", min_length=1, description="the field of a CloudEvent's object data that is the text"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -186,7 +195,7 @@ class Settings(BaseSettings):
             raise ValueError("must look like 1000/minute") from None
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "subject_delete_types", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -28,6 +28,7 @@ from gateway import (
     openapi,
     search,
     stats,
+    subjects,
 )
 from gateway.inputs import InputLimits
 from gateway.observability import RequestObserver
@@ -100,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)  # before events: /batch is not an event id
     app.include_router(events.router)
     app.include_router(deletion.router)
+    app.include_router(subjects.router)
     app.include_router(dead_letters.router)
     app.include_router(search.router)
     app.include_router(export.router)

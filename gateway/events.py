@@ -182,4 +182,5 @@ def _out(row: Any) -> EventOut:
         model=row.model,
         embedded_at=row.embedded_at,
         created_at=row.created_at,
+        subject=row.subject,
     )

@@ -12,13 +12,14 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common import subjects
 from common.errors import ServiceUnavailable
 from common.models import Event, EventStatus
 from common.queue import enqueue_embed
@@ -53,7 +54,25 @@ def _row(tenant: str, item: NewEvent) -> dict[str, object]:
         "metadata": e.metadata,
         "occurred_at": e.occurred_at,
         "status": EventStatus.queued,
+        "subject": e.subject,
     }
+
+
+def versions(
+    rows: Sequence[dict[str, Any]], items: Sequence[NewEvent], inserted: dict[Any, Any]
+) -> list[subjects.Version]:
+    """The newly inserted events that have a subject, as its versions (or deletions)."""
+    return [
+        subjects.Version(
+            new.id,
+            item.event.source,
+            item.event.subject,
+            (item.event.occurred_at or new.created_at, new.seq),
+            subjects.is_deletion(item.event.type, item.event.deleted),
+        )
+        for row, item in zip(rows, items, strict=True)
+        if item.event.subject is not None and (new := inserted.get(row["id"])) is not None
+    ]
 
 
 async def record_events(
@@ -73,9 +92,10 @@ async def record_events(
             insert(table)
             .values(rows)
             .on_conflict_do_nothing(constraint="uq_events_tenant_key")
-            .returning(table.c.id, table.c.created_at)
+            .returning(table.c.id, table.c.created_at, table.c.seq)
         )
     }
+    await session.run_sync(subjects.settle, tenant, versions(rows, items, inserted))
     missing = [item.key for row, item in zip(rows, items, strict=True) if row["id"] not in inserted]
     known = {}
     if missing:
@@ -111,7 +131,9 @@ async def hand_off(session: AsyncSession, event_ids: list[str], request_id: str 
     try:
         await asyncio.to_thread(enqueue_embed, event_ids, request_id)
     except Exception as error:
-        await session.execute(delete(Event).where(Event.id.in_([uuid.UUID(i) for i in event_ids])))
+        uids = [uuid.UUID(i) for i in event_ids]
+        await session.execute(delete(Event).where(Event.id.in_(uids)))
+        await session.run_sync(subjects.forget, uids)
         await session.commit()
         raise ServiceUnavailable(
             f"the queue is unavailable ({type(error).__name__}); nothing was recorded, retry later",

@@ -196,6 +196,8 @@ def claim_and_process(
         )
         metrics.DEAD_LETTERS.inc(dead)
     live = [e for e in events if e.attempts <= _settings.embed_max_attempts]
+    live, reused = store.sift(live, embedder().model)
+    metrics.EMBEDDINGS_REUSED.inc(reused)
     for part in budgeted(live, _settings.embed_batch_max_chars):
         process(part, rids)
 

@@ -19,6 +19,7 @@ from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
 from sqlalchemy import text
 
+from common import subjects
 from common.db import sync_sessions
 
 
@@ -93,7 +94,19 @@ def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], mode
             copy.set_types(["uuid", "vector"])
             for event, vector in zip(events, vectors, strict=True):
                 copy.write_row((event.id, np.asarray(vector, dtype=np.float32)))
+        subjects.before_store(session, [e.id for e in events])
         return conn.execute(STORE, {"model": model}).rowcount
+
+
+def sift(events: Sequence[Pending], model: str) -> tuple[list[Pending], int]:
+    """The claimed events still to embed, and how many took an unchanged text's vector over:
+    versions of a subject that are not current, or are unchanged, need no embedder call
+    (``common/subjects.sift``)."""
+    if not events:
+        return [], 0
+    with sync_sessions()() as session, session.begin():
+        stale, reused = subjects.sift(session, [e.id for e in events], model)
+    return [e for e in events if e.id not in stale and e.id not in reused], len(reused)
 
 
 def schedule_retry(

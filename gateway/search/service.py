@@ -95,6 +95,7 @@ async def run_search(
                 type=c.type,
                 metadata=c.metadata,
                 occurred_at=c.occurred_at,
+                subject=c.subject,
                 rankings=c.rankings,
             )
             for c in hits
