@@ -30,6 +30,7 @@ from gateway import (
     stats,
     subjects,
 )
+from gateway.cloudevents import CloudEventsIn
 from gateway.inputs import InputLimits
 from gateway.observability import RequestObserver
 from gateway.ratelimit import RateLimiter, RateLimitHeaders
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # added to whatever answer the app gives; input limits run before
     # any parsing; CORS answers preflights; the observer logs and counts every answer,
     # including those two's; the request id is set outermost so every line carries it.
+    app.add_middleware(CloudEventsIn, settings=settings)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(InputLimits, settings=settings)
     if settings.cors_origins:

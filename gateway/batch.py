@@ -18,6 +18,7 @@ from common import metrics
 from common.errors import AppError
 from common.schemas import BatchIn, BatchItemResult, BatchResult, EventIn, ItemError
 from gateway.auth import IngestKey
+from gateway.cloudevents import ITEM_ERROR
 from gateway.deps import SessionDep, SettingsDep
 from gateway.idempotency import check_idempotency_key, fingerprint
 from gateway.ingest import NewEvent, hand_off, record_events
@@ -38,6 +39,8 @@ def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
     """One item: its key checked, its body validated (raises AppError or ValidationError)."""
     if not isinstance(raw, dict):
         raise AppError("each event must be a JSON object", code="validation_error")
+    if ITEM_ERROR in raw:  # a CloudEvent the SDK refused (gateway/cloudevents.py)
+        raise AppError(str(raw[ITEM_ERROR]), code="invalid_cloudevent")
     body = {k: v for k, v in raw.items() if k != "idempotency_key"}
     key = raw.get("idempotency_key")
     if key is not None and not isinstance(key, str):

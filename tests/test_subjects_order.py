@@ -1,0 +1,111 @@
+"""Property: the order in which versions and deletions of a subject arrive, and when the worker
+gets to each, never changes the outcome: the version with the latest occurred_at is current
+(if no deletion is later), the only embedded one; everything at or before the latest deletion
+is erased; the rest is superseded. Runs the real settle (gateway) and sift/store (worker)
+code in this process against the test database."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from common import subjects
+from tests.conftest import DIM
+
+BASE = datetime(2026, 11, 1, tzinfo=UTC)
+MODEL = "stub-embed"
+
+# A history: distinct days, each a version (False) or a deletion (True). Equal days are
+# ordered by acceptance, which is arrival: covered by the example tests instead.
+histories = st.lists(
+    st.tuples(st.integers(0, 30), st.booleans()), min_size=1, max_size=6, unique_by=lambda v: v[0]
+)
+
+
+@st.composite
+def runs(draw: st.DrawFn) -> tuple[list[tuple[int, bool]], list[int], list[bool]]:
+    """A history, the order its items arrive in, and after which arrivals the worker runs
+    (over whatever is queued then)."""
+    history = draw(histories)
+    order = draw(st.permutations(range(len(history))))
+    work = draw(st.lists(st.booleans(), min_size=len(history), max_size=len(history)))
+    return history, order, work
+
+
+def arrive(db: Engine, tenant: str, day: int, deletion: bool) -> uuid.UUID:
+    """What the gateway does for one event: insert it, settle its subject (one transaction)."""
+    event_id = uuid.uuid4()
+    with Session(db) as session, session.begin():
+        row = session.execute(
+            text(
+                "INSERT INTO events (id, tenant, source, type, text, metadata, occurred_at,"
+                " status, subject) VALUES (:id, :tenant, 'src', 't', :text, '{}', :at,"
+                " 'queued', 'thing') RETURNING seq"
+            ),
+            {"id": event_id, "tenant": tenant, "text": f"day {day}", "at": BASE + timedelta(day)},
+        ).one()
+        version = subjects.Version(
+            event_id, "src", "thing", (BASE + timedelta(day), row.seq), deletion
+        )
+        subjects.settle(session, tenant, [version])
+    return event_id
+
+
+def work(db: Engine, tenant: str) -> None:
+    """What a worker does with every queued event: claim, sift, embed the rest, store."""
+    from workers import store
+
+    with db.connect() as conn:
+        ids = [str(r.id) for r in conn.execute(
+            text("SELECT id FROM events WHERE tenant = :t AND status = 'queued'"), {"t": tenant}
+        )]  # fmt: skip
+    claimed = store.claim(ids, 60)
+    live, _ = store.sift(claimed, MODEL)
+    if live:
+        store.save_vectors(live, [[1.0] + [0.0] * (DIM - 1) for _ in live], MODEL)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(run=runs())
+def test_arrival_order_never_changes_which_version_is_current(
+    db: Engine, run: tuple[list[tuple[int, bool]], list[int], list[bool]]
+) -> None:
+    history, order, work_after = run
+    tenant = f"prop-{uuid.uuid4().hex[:10]}"
+    ids: dict[int, uuid.UUID] = {}
+    for index, then_work in zip(order, work_after, strict=True):
+        day, deletion = history[index]
+        ids[day] = arrive(db, tenant, day, deletion)
+        if then_work:
+            work(db, tenant)
+    work(db, tenant)
+
+    last_deletion = max((d for d, is_del in history if is_del), default=-1)
+    latest = max(d for d, is_del in history if not is_del) if any(
+        not is_del for _, is_del in history
+    ) else -1  # fmt: skip
+    expected = {
+        day: "deleted" if is_del or day <= last_deletion
+        else "embedded" if day == latest else "superseded"
+        for day, is_del in history
+    }  # fmt: skip
+    with db.connect() as conn:
+        status = {
+            r.occurred_at: r.status
+            for r in conn.execute(
+                text("SELECT occurred_at, status FROM events WHERE tenant = :t"), {"t": tenant}
+            )
+        }
+        current = conn.execute(
+            text("SELECT current_event_id FROM subjects WHERE tenant = :t"), {"t": tenant}
+        ).scalar_one()
+    assert {(at - BASE).days: s for at, s in status.items()} == expected
+    assert current == (ids[latest] if latest > last_deletion else None)
