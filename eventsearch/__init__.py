@@ -38,6 +38,7 @@ from eventsearch.models import (
     ItemError,
     SearchHit,
     SearchResults,
+    SubjectHistory,
 )
 from eventsearch.retry import RetryEvent, RetryPolicy
 
@@ -67,6 +68,7 @@ __all__ = [
     "SearchHit",
     "SearchResults",
     "ServerError",
+    "SubjectHistory",
     "TransportError",
     "Unavailable",
     "ValidationFailed",
