@@ -109,3 +109,23 @@ def test_arrival_order_never_changes_which_version_is_current(
         ).scalar_one()
     assert {(at - BASE).days: s for at, s in status.items()} == expected
     assert current == (ids[latest] if latest > last_deletion else None)
+
+
+def test_a_version_whose_hand_off_failed_is_forgotten(db: Engine) -> None:
+    """The gateway deletes events whose publishing failed; their subject falls back."""
+    tenant = f"forget-{uuid.uuid4().hex[:10]}"
+    older = arrive(db, tenant, 1, False)
+    newer = arrive(db, tenant, 2, False)
+
+    def current() -> object:
+        with db.connect() as conn:
+            return conn.execute(
+                text("SELECT current_event_id FROM subjects WHERE tenant = :t"), {"t": tenant}
+            ).scalar()
+
+    assert current() == newer
+    for gone, expected in ((newer, older), (older, None)):
+        with Session(db) as session, session.begin():
+            session.execute(text("DELETE FROM events WHERE id = :id"), {"id": gone})
+            subjects.forget(session, [gone])
+        assert current() == expected  # the last one gone: the subject row too
