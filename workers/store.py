@@ -29,6 +29,7 @@ class Pending:
     text: str
     attempts: int  # including the one under way
     error: str | None = None  # the previous attempt's, if any
+    subject: str | None = None  # a version of this subject (common/subjects.py)
 
 
 def claim(ids: Sequence[str], lease_s: float) -> list[Pending]:
@@ -46,11 +47,11 @@ def claim(ids: Sequence[str], lease_s: float) -> list[Pending]:
                 "UPDATE events SET attempts = attempts + 1, updated_at = now(),"
                 " due_at = now() + make_interval(secs => :lease)"
                 " WHERE id = ANY(:ids) AND status = 'queued'"
-                " RETURNING id, text, attempts, error"
+                " RETURNING id, text, attempts, error, subject"
             ),
             {"ids": uids, "lease": lease_s},
         ).all()
-    return [Pending(r.id, r.text, r.attempts, r.error) for r in rows]
+    return [Pending(r.id, r.text, r.attempts, r.error, r.subject) for r in rows]
 
 
 # The batch's vectors go to a temporary table by binary COPY, then into events with one
@@ -94,7 +95,7 @@ def save_vectors(events: Sequence[Pending], vectors: Sequence[list[float]], mode
             copy.set_types(["uuid", "vector"])
             for event, vector in zip(events, vectors, strict=True):
                 copy.write_row((event.id, np.asarray(vector, dtype=np.float32)))
-        subjects.before_store(session, [e.id for e in events])
+        subjects.before_store(session, [e.id for e in events if e.subject is not None])
         return conn.execute(STORE, {"model": model}).rowcount
 
 
@@ -102,10 +103,11 @@ def sift(events: Sequence[Pending], model: str) -> tuple[list[Pending], int]:
     """The claimed events still to embed, and how many took an unchanged text's vector over:
     versions of a subject that are not current, or are unchanged, need no embedder call
     (``common/subjects.sift``)."""
-    if not events:
-        return [], 0
+    versions = [e.id for e in events if e.subject is not None]
+    if not versions:
+        return list(events), 0
     with sync_sessions()() as session, session.begin():
-        stale, reused = subjects.sift(session, [e.id for e in events], model)
+        stale, reused = subjects.sift(session, versions, model)
     return [e for e in events if e.id not in stale and e.id not in reused], len(reused)
 
 
