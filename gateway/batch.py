@@ -18,7 +18,7 @@ from common import metrics
 from common.errors import AppError
 from common.schemas import BatchIn, BatchItemResult, BatchResult, EventIn, ItemError
 from gateway.auth import IngestKey
-from gateway.cloudevents import ITEM_ERROR
+from gateway.cloudevents import BATCH_OPENAPI, ITEM_ERROR
 from gateway.deps import SessionDep, SettingsDep
 from gateway.idempotency import check_idempotency_key, fingerprint
 from gateway.ingest import NewEvent, hand_off, record_events
@@ -56,6 +56,7 @@ def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
     "/batch",
     response_model=BatchResult,
     responses={503: {"description": "a store is down; nothing was recorded"}},
+    openapi_extra=BATCH_OPENAPI,
 )
 async def ingest_batch(
     batch: BatchIn, session: SessionDep, settings: SettingsDep, caller: IngestKey

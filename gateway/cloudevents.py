@@ -51,6 +51,48 @@ ITEM_ERROR = "__cloudevent_error__"
 FORMAT = JSONFormat()
 
 
+# The OpenAPI document's word on the CloudEvents bodies (merged into the operations).
+CLOUDEVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["specversion", "id", "source", "type"],
+    "properties": {
+        "specversion": {"type": "string", "enum": ["1.0"]},
+        "id": {"type": "string", "minLength": 1},
+        "source": {"type": "string", "minLength": 1},
+        "type": {"type": "string", "minLength": 1},
+        "subject": {"type": "string"},
+        "time": {"type": "string", "format": "date-time"},
+        "datacontenttype": {"type": "string"},
+        "data": {"description": "a string (the text), or an object whose `text` is the text"},
+    },
+    "example": {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "https://jobs.example.com",
+        "type": "job.posted",
+        "subject": "posting-42",
+        "time": "2026-11-01T09:00:00Z",
+        "data": {"text": "Senior data engineer, Nairobi", "company": "Safaricom"},
+    },
+}
+EVENT_OPENAPI: dict[str, Any] = {
+    "requestBody": {"content": {STRUCTURED: {"schema": CLOUDEVENT_SCHEMA}}}
+}
+BATCH_OPENAPI: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            BATCH: {
+                "schema": {
+                    "type": "array",
+                    "items": CLOUDEVENT_SCHEMA,
+                    "example": [CLOUDEVENT_SCHEMA["example"]],
+                }
+            }
+        }
+    }
+}
+
+
 class InvalidCloudEvent(ValueError):
     def __init__(self, message: str, attributes: list[str]) -> None:
         super().__init__(message)

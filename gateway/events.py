@@ -15,6 +15,7 @@ from common.errors import NotFound
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut, EventPage
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
+from gateway.cloudevents import EVENT_OPENAPI
 from gateway.cursors import decode_cursor, encode_cursor
 from gateway.deps import RedisDep, SessionDep, SettingsDep
 from gateway.event_filters import SHOWN, Source, Status, matching
@@ -41,6 +42,7 @@ log = logging.getLogger("eventsearch.gateway")
         422: {"description": "invalid body, or key reused with another body"},
         503: {"description": "a store is down; nothing was recorded; retry after Retry-After"},
     },
+    openapi_extra=EVENT_OPENAPI,
 )
 async def ingest_event(
     event: EventIn,
@@ -56,7 +58,11 @@ async def ingest_event(
 
     The same key with the same body replays the first answer byte for byte
     (``Idempotent-Replayed: true``); with another body it is 422 ``idempotency_key_reused``;
-    while the first request still runs, 409 ``idempotency_key_in_progress``."""
+    while the first request still runs, 409 ``idempotency_key_in_progress``.
+
+    Also takes a CloudEvent (docs/subjects.md): structured mode as
+    ``application/cloudevents+json``, or binary mode (``ce-*`` headers, the data as the
+    body); its ``ce:{source}:{id}`` is then the idempotency key."""
     key = check_idempotency_key(
         idempotency_key if idempotency_key is not None else x_idempotency_key,
         settings.idempotency_required,
