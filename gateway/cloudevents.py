@@ -12,7 +12,8 @@ native endpoints' own:
 - ``source`` + ``id`` (which the spec says identify an event) are the idempotency key,
   ``ce:{source}:{id}`` (an ``Idempotency-Key`` header is not needed, and is ignored): a
   redelivered event is answered as a duplicate;
-- ``subject`` → subject, ``type`` → type, ``time`` → occurred_at;
+- ``subject`` → subject, ``type`` → type, ``time`` → occurred_at; the event's ``id`` and
+  its extension attributes go to ``metadata.cloudevent`` (unless the data has that field);
 - ``data``: a string is the text; an object's ``CLOUDEVENTS_TEXT_FIELD`` (``text``) is the
   text and its other fields the metadata; a deletion (``type`` matching
   ``SUBJECT_DELETE_TYPES``) needs no data (its text is its type; it is erased anyway).
@@ -121,6 +122,9 @@ def _parse(make: Any) -> BaseCloudEvent:
 
 
 REQUIRED = ("specversion", "id", "source", "type")
+CORE_ATTRIBUTES = frozenset(
+    {*REQUIRED, "subject", "time", "datacontenttype", "dataschema", "data", "data_base64"}
+)
 
 
 def _required(names: Any) -> None:
@@ -158,6 +162,11 @@ def native(event: BaseCloudEvent, text_field: str, timed: bool) -> tuple[str, di
         body["metadata"] = {"data": data}  # a JSON array or number: kept, the text is missing
     if "text" not in body and subject is not None and is_deletion(event.get_type(), False):
         body["text"] = event.get_type()
+    # The event's own id and its extension attributes read back (the key is not shown).
+    trace = {"id": event.get_id()} | {
+        k: v for k, v in event.get_attributes().items() if k not in CORE_ATTRIBUTES
+    }
+    body.setdefault("metadata", {}).setdefault("cloudevent", trace)
     return f"ce:{event.get_source()}:{event.get_id()}", body
 
 

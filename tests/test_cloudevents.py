@@ -43,7 +43,7 @@ def test_structured_mode_maps_attributes_and_replays_as_duplicate(client: httpx.
     assert read["subject"] == event["subject"]
     assert read["occurred_at"].startswith("2026-11-01T09:00:00")
     assert read["text"] == "Cartographer, Reykjavik"
-    assert read["metadata"] == {"company": "Landmaelingar"}
+    assert read["metadata"] == {"company": "Landmaelingar", "cloudevent": {"id": event["id"]}}
     again = post_structured(client, event)  # redelivered: no Idempotency-Key header needed
     assert again.status_code == 202
     assert again.headers.get("Idempotent-Replayed") == "true"
@@ -73,12 +73,17 @@ def test_binary_mode_with_text_and_with_json_data(client: httpx.Client) -> None:
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert again.json()["id"] == first.json()["id"]
 
-    headers |= {"ce-id": str(uuid.uuid4()), "Content-Type": "application/json"}
+    # An extension attribute (ce-traceid) reads back in metadata.cloudevent.
+    headers |= {"ce-id": str(uuid.uuid4()), "ce-traceid": "t-1", "Content-Type": "application/json"}
     body = json.dumps({"text": "Hydrographer", "grade": 3})
     as_json = client.post("/api/v1/events", content=body, headers=headers)
     assert as_json.status_code == 202, as_json.text
     read = status_of(client, as_json.json()["id"])
-    assert (read["text"], read["metadata"]) == ("Hydrographer", {"grade": 3})
+    assert read["text"] == "Hydrographer"
+    assert read["metadata"] == {
+        "grade": 3,
+        "cloudevent": {"id": headers["ce-id"], "traceid": "t-1"},
+    }
 
 
 def test_batch_mode_each_item_judged_alone_and_replayed_as_duplicates(
