@@ -234,6 +234,11 @@ def run(
         versions_sender.join()
         sent = sent_box[0]
         chaos.note(f"all sent: {len(sent.accepted)} accepted, {sent.retries} client retries")
+        versions_sent = versions_box[0]
+        chaos.note(
+            f"versions sent out of order: {len(versions_sent.accepted)} accepted,"
+            f" {versions_sent.retries} client retries, {len(versions_sent.given_up)} given up"
+        )
         wait_until(lambda: settled(db, chaos._tenant), max(120, n / 20), "every event settled")
         chaos.note("nothing left queued")
         result = verdict(db, chaos._tenant, run_id, n, sent)
