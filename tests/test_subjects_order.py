@@ -1,8 +1,8 @@
-"""Property: the order in which versions and deletions of a subject arrive, and when the worker
-gets to each, never changes the outcome: the version with the latest occurred_at is current
-(if no deletion is later), the only embedded one; everything at or before the latest deletion
-is erased; the rest is superseded. Runs the real settle (gateway) and sift/store (worker)
-code in this process against the test database."""
+"""Property: the order in which versions and deletions of a subject arrive (alone or several
+to a request), and when the worker gets to each, never changes the outcome: the version with
+the latest occurred_at is current (if no deletion is later), the only embedded one;
+everything at or before the latest deletion is erased; the rest is superseded. Runs the real
+settle (gateway) and sift/store (worker) code in this process against the test database."""
 
 from __future__ import annotations
 
@@ -28,33 +28,46 @@ histories = st.lists(
 )
 
 
+Run = tuple[list[tuple[int, bool]], list[list[int]], list[bool]]
+
+
 @st.composite
-def runs(draw: st.DrawFn) -> tuple[list[tuple[int, bool]], list[int], list[bool]]:
-    """A history, the order its items arrive in, and after which arrivals the worker runs
-    (over whatever is queued then)."""
+def runs(draw: st.DrawFn) -> Run:
+    """A history, the batches its items arrive in (in order; a batch is one request), and
+    after which batches the worker runs (over whatever is queued then)."""
     history = draw(histories)
     order = draw(st.permutations(range(len(history))))
-    work = draw(st.lists(st.booleans(), min_size=len(history), max_size=len(history)))
-    return history, order, work
+    cuts = draw(st.lists(st.booleans(), min_size=len(history), max_size=len(history)))
+    batches: list[list[int]] = [[]]
+    for index, cut in zip(order, cuts, strict=True):
+        batches[-1].append(index)
+        if cut:
+            batches.append([])
+    batches = [b for b in batches if b]
+    work = draw(st.lists(st.booleans(), min_size=len(batches), max_size=len(batches)))
+    return history, batches, work
 
 
-def arrive(db: Engine, tenant: str, day: int, deletion: bool) -> uuid.UUID:
-    """What the gateway does for one event: insert it, settle its subject (one transaction)."""
-    event_id = uuid.uuid4()
+def arrive(db: Engine, tenant: str, items: list[tuple[int, bool]]) -> dict[int, uuid.UUID]:
+    """What the gateway does for one request: insert its events, settle their subject (one
+    transaction); ``items`` are (day, deletion)."""
+    ids: dict[int, uuid.UUID] = {}
+    versions = []
     with Session(db) as session, session.begin():
-        row = session.execute(
-            text(
-                "INSERT INTO events (id, tenant, source, type, text, metadata, occurred_at,"
-                " status, subject) VALUES (:id, :tenant, 'src', 't', :text, '{}', :at,"
-                " 'queued', 'thing') RETURNING seq"
-            ),
-            {"id": event_id, "tenant": tenant, "text": f"day {day}", "at": BASE + timedelta(day)},
-        ).one()
-        version = subjects.Version(
-            event_id, "src", "thing", (BASE + timedelta(day), row.seq), deletion
-        )
-        subjects.settle(session, tenant, [version])
-    return event_id
+        for day, deletion in items:
+            ids[day] = uuid.uuid4()
+            at = BASE + timedelta(day)
+            row = session.execute(
+                text(
+                    "INSERT INTO events (id, tenant, source, type, text, metadata, occurred_at,"
+                    " status, subject) VALUES (:id, :tenant, 'src', 't', :text, '{}', :at,"
+                    " 'queued', 'thing') RETURNING seq"
+                ),
+                {"id": ids[day], "tenant": tenant, "text": f"day {day}", "at": at},
+            ).one()
+            versions.append(subjects.Version(ids[day], "src", "thing", (at, row.seq), deletion))
+        subjects.settle(session, tenant, versions)
+    return ids
 
 
 def work(db: Engine, tenant: str) -> None:
@@ -75,15 +88,12 @@ def work(db: Engine, tenant: str) -> None:
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(run=runs())
-def test_arrival_order_never_changes_which_version_is_current(
-    db: Engine, run: tuple[list[tuple[int, bool]], list[int], list[bool]]
-) -> None:
-    history, order, work_after = run
+def test_arrival_order_never_changes_which_version_is_current(db: Engine, run: Run) -> None:
+    history, batches, work_after = run
     tenant = f"prop-{uuid.uuid4().hex[:10]}"
     ids: dict[int, uuid.UUID] = {}
-    for index, then_work in zip(order, work_after, strict=True):
-        day, deletion = history[index]
-        ids[day] = arrive(db, tenant, day, deletion)
+    for batch, then_work in zip(batches, work_after, strict=True):
+        ids |= arrive(db, tenant, [history[i] for i in batch])
         if then_work:
             work(db, tenant)
     work(db, tenant)
@@ -114,8 +124,8 @@ def test_arrival_order_never_changes_which_version_is_current(
 def test_a_version_whose_hand_off_failed_is_forgotten(db: Engine) -> None:
     """The gateway deletes events whose publishing failed; their subject falls back."""
     tenant = f"forget-{uuid.uuid4().hex[:10]}"
-    older = arrive(db, tenant, 1, False)
-    newer = arrive(db, tenant, 2, False)
+    [older] = arrive(db, tenant, [(1, False)]).values()
+    [newer] = arrive(db, tenant, [(2, False)]).values()
 
     def current() -> object:
         with db.connect() as conn:
