@@ -39,10 +39,13 @@ from common.settings import get_settings
 
 Key = tuple[datetime, int]  # (occurred_at or created_at, seq): the larger is the later
 
-# What deleting erases (as DELETE /api/v1/events/{id} does): the content, not the identity.
+# What deleting erases (the contract: a deleted event keeps its id, status and times, nothing
+# of its content): every value the client sent, the subject too. The subjects row keeps the
+# subject's name and the deletion's key, which decide whether a later version revives it.
 ERASE = (
-    "status = 'deleted', embedding = NULL, text = '', metadata = '{}'::jsonb, error = NULL,"
-    " due_at = NULL, updated_at = now()"
+    "status = 'deleted', source = '', type = '', text = '', metadata = '{}'::jsonb,"
+    " occurred_at = NULL, subject = NULL, embedding = NULL, model = NULL, error = NULL,"
+    " due_at = NULL, request_id = NULL, updated_at = now()"
 )
 VERSION_KEY = "(coalesce(e.occurred_at, e.created_at), e.seq)"
 
@@ -106,8 +109,8 @@ SETTLE = text(
     " RETURNING s.source, s.subject, s.deleted_at, s.deleted_seq"
 )
 
-# Everything of the given subjects at or before their deletion key: erased, its open dead
-# letters dropped (nothing is left to replay).
+# Everything of the given subjects at or before their deletion key: erased, its dead letters
+# dropped (nothing is left to replay).
 ERASE_BEFORE = text(
     "WITH cut AS (SELECT * FROM unnest(CAST(:sources AS text[]), CAST(:subjects AS text[]),"
     "  CAST(:dats AS timestamptz[]), CAST(:dseqs AS bigint[])) AS c(source, subject, at, seq)),"
@@ -116,7 +119,7 @@ ERASE_BEFORE = text(
     " WHERE e.tenant = :tenant AND e.source = cut.source AND e.subject = cut.subject"
     f" AND e.status <> 'deleted' AND {VERSION_KEY} <= (cut.at, cut.seq)"
     " RETURNING e.id)"
-    " DELETE FROM dead_letters WHERE event_id IN (SELECT id FROM erased) AND replayed_at IS NULL"
+    " DELETE FROM dead_letters WHERE event_id IN (SELECT id FROM erased)"
 )
 
 
