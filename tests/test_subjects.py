@@ -132,14 +132,16 @@ def test_unchanged_text_takes_the_vector_over_without_an_embedder_call(
     [hit] = hits(client, "lighthouse keeper", "dense")
     assert hit["id"] == second and hit["metadata"] == {"salary": 2}
 
-    def reused() -> bool:
-        exposition = httpx.get(worker.metrics_url, timeout=5).text
+    def reused(url: str) -> bool:
+        exposition = httpx.get(url, timeout=5).text
         return any(
             line.startswith("eventsearch_embeddings_reused_total") and float(line.split()[-1]) >= 1
             for line in exposition.splitlines()
         )
 
-    wait_for(reused, 30, "eventsearch_embeddings_reused_total counted")
+    # The worker's own exporter, and the gateway's /metrics (relayed, labelled worker=...).
+    wait_for(lambda: reused(worker.metrics_url), 30, "counted by the worker")
+    wait_for(lambda: reused(f"{client.base_url}/metrics"), 30, "relayed to the gateway")
 
 
 def test_delete_by_endpoint_erases_every_version_and_is_idempotent(
