@@ -215,8 +215,9 @@ def test_a_deletion_event_deletes_its_subject(
 
 
 def test_history_lists_versions_newest_first_in_pages(
-    tenant_client: httpx.Client, worker: Worker
+    tenant_client: httpx.Client, worker: Worker, client: httpx.Client
 ) -> None:
+    other_tenant = client
     client = tenant_client
     ids = [send(client, "job-8", f"eider v{n}", f"2026-11-0{n}T09:00:00Z") for n in (3, 1, 2)]
     settled(client, *ids)
@@ -235,6 +236,10 @@ def test_history_lists_versions_newest_first_in_pages(
     assert seen == [ids[0], ids[2], ids[1]]
     assert client.get("/api/v1/subjects/jobboard/job-none").status_code == 404
     assert client.get("/api/v1/subjects/jobboard/job-8?cursor=nope").status_code == 400
+    # Another tenant's subject of the same name is not this one: 404, as a missing one.
+    assert other_tenant.get("/api/v1/subjects/jobboard/job-8").status_code == 404
+    assert other_tenant.delete("/api/v1/subjects/jobboard/job-8").status_code == 404
+    assert client.get("/api/v1/subjects/jobboard/job-8").json()["current"] == ids[0]
 
 
 def test_subject_filter_in_search_get_and_post(tenant_client: httpx.Client, worker: Worker) -> None:
