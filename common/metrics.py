@@ -5,7 +5,8 @@ The gateway serves them on ``GET /metrics``; each worker serves its own on
 ``WORKER_METRICS_PORT``. A Celery worker is several processes (the prefork pool), so the
 worker runs prometheus-client's multiprocess mode: every process writes its values to files
 in ``PROMETHEUS_MULTIPROC_DIR`` and the exporter adds them up (see ``workers/observability``).
-That variable must be set before this module is imported, which ``workers/app.py`` does.
+That variable must be set before this module is imported, which ``workers.app.start_up`` does
+(before the worker imports its task modules).
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ class EventStatus(enum.StrEnum):
     embedded = "embedded"
     failed = "failed"
     deleted = "deleted"
-    # A version of a subject that is not its current one (migration 0006, common/subjects.py).
+    # A version of a subject that is not its current one (common/lifecycle/subjects.py).
     superseded = "superseded"
 
 
@@ -92,7 +92,7 @@ class Event(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
-    # The upstream's id of the thing this event is a version of (common/subjects.py).
+    # The upstream's id of the thing this event is a version of (common/lifecycle/subjects.py).
     subject: Mapped[str | None] = mapped_column(String(255))
     # The order of acceptance: breaks ties between versions with the same occurred_at.
     seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False)

@@ -159,6 +159,78 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
 
+    # Hardening (issue 12): authentication before the body, failure limits, the HTTP
+    # server's own limits (gateway/server.py), JWT bearer tokens (gateway/jwt_auth.py).
+    auth_failure_limit: str = Field(
+        "30/minute", description="failed authentications per client address, then 429"
+    )
+    auth_negative_cache_ttl_s: float = Field(
+        10.0, ge=0, le=3600, description="how long an unknown key is refused without a query"
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, description="request line and headers; over: 431"
+    )
+    http_max_headers: int = Field(100, ge=8, le=10_000, description="header fields; over: 431")
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a request's head must arrive within this; else 408"
+    )
+    http_body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="longest pause while a request body arrives; else 408"
+    )
+    jwt_jwks_url: str | None = Field(None, description="JWKS of the identity provider (RS/ES)")
+    jwt_hs256_secret: SecretStr | None = Field(None, description="shared HS256 secret")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="accepted with JWT_JWKS_URL"
+    )
+    jwt_leeway_s: float = Field(30.0, ge=0, le=300, description="clock skew allowed on exp/nbf")
+    jwt_tenant_claim: str = Field("tenant", description="claim (dotted path) naming the tenant")
+    jwt_scope_claim: str = Field("scope", description="space-separated string or list")
+    jwt_scope_prefix: str = Field("", description='e.g. "eventsearch:" for eventsearch:search')
+    jwt_jwks_cache_s: float = Field(300.0, gt=0, description="JWKS refreshed after this")
+    jwt_jwks_min_refresh_s: float = Field(
+        10.0, ge=0, description="least time between fetches (unknown kid, fetch failure)"
+    )
+    jwt_jwks_timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("auth_failure_limit")
+    @classmethod
+    def _failure_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must look like 30/minute") from None
+        return value
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _algorithms(cls, value: object) -> object:
+        names = value
+        if isinstance(value, str):
+            names = [v.strip() for v in value.split(",") if v.strip()]
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+        if isinstance(names, list) and (not names or not set(names) <= allowed):
+            # HS* with a JWKS would let a public key serve as an HMAC secret; none is no check.
+            raise ValueError(f"must be among {', '.join(sorted(allowed))}")
+        return names
+
+    @model_validator(mode="after")
+    def _jwt_complete(self) -> Settings:
+        if self.jwt_jwks_url and not (self.jwt_issuer and self.jwt_audience):
+            # Without both, any token the provider issues for any other application would do.
+            raise ValueError("JWT_JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE")
+        secret = self.jwt_hs256_secret
+        if secret is not None and len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("JWT_HS256_SECRET must be at least 32 bytes (RFC 7518, 3.2)")
+        return self
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return bool(self.jwt_jwks_url or self.jwt_hs256_secret)
+
     # Subjects and CloudEvents (issue 15, docs/subjects.md).
     subject_delete_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*.deleted"],
@@ -219,6 +291,15 @@ class Settings(BaseSettings):
                 "FLOWER_PASSWORD is a placeholder or shorter than 8 characters; "
                 f"set a real one (ENVIRONMENT={self.environment})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _flower_login_fits_basic_auth(self) -> Settings:
+        # Flower reads FLOWER_BASIC_AUTH as comma-separated user:password pairs (the Procfile
+        # and compose build it from these two): a comma would make two logins of one.
+        password = self.flower_password.get_secret_value() if self.flower_password else ""
+        if "," in password or "," in self.flower_user or ":" in self.flower_user:
+            raise ValueError("FLOWER_USER may not hold ',' or ':', nor FLOWER_PASSWORD ','")
         return self
 
     @model_validator(mode="after")

@@ -38,8 +38,8 @@ from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.formats.json import JSONFormat
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common.lifecycle.subjects import is_deletion
 from common.settings import Settings
-from common.subjects import is_deletion
 from gateway.errors import error_response
 
 EVENTS_PATH = "/api/v1/events"

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, tuple_
 
 from common.errors import NotFound
+from common.lifecycle.handoff import hand_off_async
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut, EventPage
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
@@ -22,11 +23,11 @@ from gateway.event_filters import SHOWN, Source, Status, matching
 from gateway.idempotency import (
     IdempotencyRecord,
     Stored,
-    check_idempotency_key,
     fingerprint,
+    key_from_header,
     record_for,
 )
-from gateway.ingest import NewEvent, answer_bytes, hand_off, record_events
+from gateway.ingest import NewEvent, answer_bytes, record_events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 log = logging.getLogger("eventsearch.gateway")
@@ -63,7 +64,7 @@ async def ingest_event(
     Also takes a CloudEvent (docs/subjects.md): structured mode as
     ``application/cloudevents+json``, or binary mode (``ce-*`` headers, the data as the
     body); its ``ce:{source}:{id}`` is then the idempotency key."""
-    key = check_idempotency_key(
+    key = key_from_header(
         idempotency_key if idempotency_key is not None else x_idempotency_key,
         settings.idempotency_required,
     )
@@ -88,7 +89,7 @@ async def ingest_event(
         accepted, replayed = result
         if not replayed:
             await session.commit()
-            await hand_off(session, [str(accepted.id)], correlation_id.get())
+            await hand_off_async(session, [str(accepted.id)], correlation_id.get(), "withdraw")
     except BaseException:
         if record is not None:
             await _forget(record)

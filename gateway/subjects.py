@@ -1,5 +1,5 @@
 """``/api/v1/subjects/{source}/{subject}``: a subject's history (``GET``, scope ``search``)
-and its deletion (``DELETE``, scope ``ingest``); the rules are in ``common/subjects.py``."""
+and its deletion (``DELETE``, scope ``ingest``); the rules: ``common/lifecycle/subjects.py``."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy import func, select, tuple_
 
-from common import subjects
 from common.errors import NotFound
+from common.lifecycle import subjects
 from common.models import Event, Subject
 from common.schemas import SubjectHistory
 from gateway.auth import IngestKey, SearchKey

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from common import subjects
+from common.lifecycle import subjects
 from tests.conftest import DIM
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
@@ -72,16 +72,19 @@ def arrive(db: Engine, tenant: str, items: list[tuple[int, bool]]) -> dict[int, 
 
 def work(db: Engine, tenant: str) -> None:
     """What a worker does with every queued event: claim, sift, embed the rest, store."""
-    from workers import store
+    from common.lifecycle import apply, transitions
 
     with db.connect() as conn:
-        ids = [str(r.id) for r in conn.execute(
+        ids = [r.id for r in conn.execute(
             text("SELECT id FROM events WHERE tenant = :t AND status = 'queued'"), {"t": tenant}
         )]  # fmt: skip
-    claimed = store.claim(ids, 60)
-    live, _ = store.sift(claimed, MODEL)
+    claimed = apply(transitions.claim, ids, 60)
+    versions = [e.id for e in claimed if e.subject is not None]
+    stale, reused = apply(subjects.sift, versions, MODEL)
+    live = [e for e in claimed if e.id not in stale and e.id not in reused]
     if live:
-        store.save_vectors(live, [[1.0] + [0.0] * (DIM - 1) for _ in live], MODEL)
+        vectors = [[1.0] + [0.0] * (DIM - 1) for _ in live]
+        apply(transitions.store, live, vectors, MODEL)
 
 
 @settings(

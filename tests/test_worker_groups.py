@@ -18,8 +18,7 @@ from tests.stub_embedder import StubServer
 
 @pytest.mark.usefixtures("stack_env")  # importing the worker reads its settings
 def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> None:
-    import workers.app  # noqa: F401 (first, as a worker does: the task modules import it)
-    from workers.embed import groups
+    from workers.reliable_batches import groups
 
     singles = [SimpleNamespace(args=[f"e{i}"]) for i in range(5)]
     chunk = SimpleNamespace(args=[f"c{i}" for i in range(3)])
@@ -32,9 +31,8 @@ def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> Non
 
 @pytest.mark.usefixtures("stack_env")
 def test_events_are_split_by_their_characters() -> None:
-    import workers.app  # noqa: F401
-    from workers.embed import budgeted
-    from workers.store import Pending
+    from common.lifecycle.transitions import Pending
+    from workers.batching import budgeted
 
     events = [Pending(uuid.uuid4(), "x" * n, 1) for n in (40, 40, 40, 250, 10, 10)]
     parts = budgeted(events, max_chars=100)

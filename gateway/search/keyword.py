@@ -77,7 +77,7 @@ def statement(shape: tuple[bool, ...], web_syntax: bool) -> Select[Any]:
         *clauses(shape),
         Event.status.not_in([EventStatus.deleted, EventStatus.superseded]),
         # A version of a subject is found once embedded: the one embedded version is the
-        # subject's one hit (common/subjects.py), also while a newer one waits in the queue.
+        # subject's one hit (common/lifecycle/subjects.py), also while a newer one waits.
         or_(Event.subject.is_(None), Event.status == EventStatus.embedded),
     ]
     match = [*scope, Event.search_text.op("@@")(any_word)]
