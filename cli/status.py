@@ -82,7 +82,7 @@ def _redis(url: str | None) -> dict[str, Any]:
     import redis
 
     from common.metrics_relay import INDEX, ttl_s
-    from gateway.observability import QUEUE_KEYS, UNACKED_KEY
+    from common.queue import QUEUE_KEYS, UNACKED_KEY
 
     client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
     try:
