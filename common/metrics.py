@@ -104,6 +104,16 @@ EMBEDDINGS_REUSED = Counter(
     " with no embedder call",
     namespace=NAMESPACE,
 )
+CHUNKS_EMBEDDED = Counter(
+    "embed_chunks",
+    "Chunks embedded and stored (an event is one chunk or more)",
+    namespace=NAMESPACE,
+)
+TOKENS_EMBEDDED = Counter(
+    "embed_tokens",
+    "Tokens of the chunks stored (word pieces with the local model, estimated otherwise)",
+    namespace=NAMESPACE,
+)
 WORKER_HEARTBEAT = Gauge(
     "worker_heartbeat_timestamp_seconds",
     "Unix time of the worker's last heartbeat; alert when it stops moving",
@@ -128,6 +138,8 @@ WORKER_ONLY = (
     DEAD_LETTERS,
     EMBEDDINGS_REUSED,
     WORKER_HEARTBEAT,
+    CHUNKS_EMBEDDED,
+    TOKENS_EMBEDDED,
 )
 
 

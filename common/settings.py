@@ -44,6 +44,10 @@ DEFAULT_MODELS: dict[str, str] = {
     "openai": "text-embedding-3-small",
 }
 
+# Context of each embedder's default model, in tokens (EMBED_CONTEXT_TOKENS overrides).
+LOCAL_CONTEXT_TOKENS = 256  # all-MiniLM-L6-v2 (common/embedders/tokenizer.MAX_MODEL_TOKENS)
+DEFAULT_CONTEXT_TOKENS: dict[str, int] = {"ollama": 2048, "openai": 8191}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
@@ -159,6 +163,25 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
 
+    # Chunking (issue 14): an event's text is embedded as chunks of CHUNK_TOKENS tokens
+    # (special tokens included), neighbours overlapping by CHUNK_OVERLAP_TOKENS; a text that
+    # fits is one chunk. 256 is all the local model reads, so no event that fitted before is
+    # split now; the overlap (1/8) keeps a sentence cut at a chunk's end whole in the next.
+    chunk_tokens: int = Field(
+        256, ge=16, le=100_000, description="tokens per chunk (within the model's context)"
+    )
+    chunk_overlap_tokens: int = Field(32, ge=0, description="tokens shared by neighbour chunks")
+    # The server model's context (ollama, openai): no input over it is ever sent. Unset: 256
+    # for the local model, 2048 for ollama (its default num_ctx), 8191 for OpenAI's models.
+    embed_context_tokens: int | None = Field(None, ge=16, le=1_000_000)
+    # Characters standing for a token where the worker has no tokenizer (ollama, openai):
+    # docstrings (prose and code) average 3.2 characters a word piece of the local model's
+    # tokenizer, English prose more. At the defaults a chunk is 768 characters, which no
+    # WordPiece or BPE tokenizer turns into more than a 2048-token context.
+    embed_chars_per_token: float = Field(3.0, ge=1.0, le=10.0)
+    embed_batch_max_tokens: int = Field(
+        16_384, ge=1, description="tokens of chunks in one embedder call (a longer chunk alone)"
+    )
     # Hardening (issue 12): authentication before the body, failure limits, the HTTP
     # server's own limits (gateway/server.py), JWT bearer tokens (gateway/jwt_auth.py).
     auth_failure_limit: str = Field(
@@ -313,6 +336,19 @@ class Settings(BaseSettings):
         if self.sweep_after_s <= self.task_time_limit_s:
             raise ValueError("SWEEP_AFTER_S must exceed TASK_TIME_LIMIT_S")
         return self
+
+    @model_validator(mode="after")
+    def _chunk_overlap(self) -> Settings:
+        if self.chunk_overlap_tokens * 2 > self.chunk_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be at most half of CHUNK_TOKENS")
+        return self
+
+    @property
+    def context_tokens(self) -> int:
+        """The model's context in tokens: EMBED_CONTEXT_TOKENS, or the embedder's default."""
+        if self.embedder == "local":
+            return min(self.embed_context_tokens or LOCAL_CONTEXT_TOKENS, LOCAL_CONTEXT_TOKENS)
+        return self.embed_context_tokens or DEFAULT_CONTEXT_TOKENS[self.embedder]
 
     @property
     def model_name(self) -> str:

@@ -1,7 +1,8 @@
 """``GET /api/v1/stats`` (scope ``admin``): the caller's tenant at a glance.
 
-Two queries, each one pass over the tenant's rows: counts by status, source and type (one
-``GROUPING SETS`` scan), and the recent-throughput, oldest-queued and dead-letter figures.
+Three queries, each one pass over the tenant's rows: counts by status, source and type (one
+``GROUPING SETS`` scan), the recent-throughput, oldest-queued and dead-letter figures, and
+its chunks and their tokens (from an index of the chunks' tenant and tokens alone).
 The answer is cached in Redis for ``STATS_CACHE_TTL_S`` seconds per tenant, so dashboards
 that poll it every second cost one computation per interval, whatever their number; a
 cached answer is served byte for byte and says when it was computed (``generated_at``).
@@ -67,6 +68,10 @@ FIGURES = text(
     FROM events WHERE tenant = :tenant
     """
 )
+# From the (tenant) INCLUDE (tokens) index alone: no vector is read.
+CHUNKS = text(
+    "SELECT count(*) AS n, coalesce(sum(tokens), 0) AS tokens FROM chunks WHERE tenant = :tenant"
+)
 # GROUPING() is a bit mask over (status, source, type): 1 marks a column not grouped.
 BY_STATUS, BY_SOURCE, BY_TYPE = 0b011, 0b101, 0b110
 
@@ -100,6 +105,8 @@ class Stats(BaseModel):
                     "oldest_queued_age_s": 0.8,
                     "queue": {"depth": 2, "unacked": 1},
                     "generated_at": "2026-11-01T09:00:00.120Z",
+                    "chunks": 1630,
+                    "chunk_tokens": 301244,
                 }
             ]
         }
@@ -118,6 +125,10 @@ class Stats(BaseModel):
     oldest_queued_age_s: float | None
     queue: QueueStats
     generated_at: datetime
+    # The embedded events' chunks (an event is one or more) and their tokens (word pieces of
+    # the local model, estimated for Ollama/OpenAI): what embedding the tenant costs.
+    chunks: int = 0
+    chunk_tokens: int = 0
 
 
 def top(counts: Counter[str], limit: int) -> tuple[dict[str, int], int]:
@@ -133,6 +144,7 @@ async def compute(session: AsyncSession, redis: RedisDep, tenant: str, groups: i
         if value is not None:  # the tombstones' group
             by[row.g][value] = int(row.n)
     figures = (await session.execute(FIGURES, {"tenant": tenant})).one()
+    chunks = (await session.execute(CHUNKS, {"tenant": tenant})).one()
     queue = await queue_figures(redis)
     by_source, other_sources = top(by[BY_SOURCE], groups)
     by_type, other_types = top(by[BY_TYPE], groups)
@@ -150,6 +162,8 @@ async def compute(session: AsyncSession, redis: RedisDep, tenant: str, groups: i
         oldest_queued_age_s=None if figures.oldest is None else round(float(figures.oldest), 3),
         queue=QueueStats(depth=queue[0], unacked=queue[1]) if queue else QueueStats(),
         generated_at=datetime.now(UTC),
+        chunks=int(chunks.n),
+        chunk_tokens=int(chunks.tokens),
     )
 
 

@@ -87,7 +87,8 @@ def test_a_deleted_event_keeps_nothing_of_its_content(me: Tenant, worker: Proc, 
     with db.connect() as conn:
         stored = conn.execute(
             text(
-                "SELECT embedding IS NULL AS no_vector, search_text::text AS search_text,"
+                "SELECT NOT EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = events.id)"
+                " AS no_vector, search_text::text AS search_text,"
                 " idempotency_key IS NOT NULL AS keeps_key FROM events WHERE id = :id"
             ),
             {"id": event_id},

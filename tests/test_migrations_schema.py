@@ -48,7 +48,7 @@ def test_the_dimension_is_what_the_command_passes(
         engine = create_engine(url)
         with engine.connect() as conn:
             index = conn.execute(
-                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_events_embedding_hnsw'")
+                text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_chunks_embedding_hnsw'")
             ).scalar_one()
         engine.dispose()
         assert "m='8'" in index.replace(" ", "") and "ef_construction='32'" in index.replace(

@@ -134,8 +134,8 @@ def test_reembed_out_of_attempts_leaves_a_dead_letter_and_the_old_vector(
     with db.connect() as conn:
         kept = conn.execute(
             text(
-                "SELECT count(*) FROM events WHERE id::text = ANY(:ids) AND status = 'embedded'"
-                " AND embedding IS NOT NULL"
+                "SELECT count(*) FROM events e WHERE id::text = ANY(:ids) AND status = 'embedded'"
+                " AND EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = e.id)"
             ),
             {"ids": ids},
         ).scalar_one()

@@ -15,11 +15,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from common.chunk_store import ChunkSet
+from common.chunking import Chunk
 from common.lifecycle import subjects
 from tests.conftest import DIM
 
 BASE = datetime(2026, 11, 1, tzinfo=UTC)
 MODEL = "stub-embed"
+CHUNKING = "test"
 
 # A history: distinct days, each a version (False) or a deletion (True). Equal days are
 # ordered by acceptance, which is arrival: covered by the example tests instead.
@@ -80,11 +83,12 @@ def work(db: Engine, tenant: str) -> None:
         )]  # fmt: skip
     claimed = apply(transitions.claim, ids, 60)
     versions = [e.id for e in claimed if e.subject is not None]
-    stale, reused = apply(subjects.sift, versions, MODEL)
+    stale, reused = apply(subjects.sift, versions, MODEL, CHUNKING)
     live = [e for e in claimed if e.id not in stale and e.id not in reused]
     if live:
-        vectors = [[1.0] + [0.0] * (DIM - 1) for _ in live]
-        apply(transitions.store, live, vectors, MODEL)
+        vector = [1.0] + [0.0] * (DIM - 1)
+        sets = [ChunkSet(e.id, [Chunk(0, 0, len(e.text), e.text, 3)], [vector]) for e in live]
+        apply(transitions.store, sets, MODEL, CHUNKING)
 
 
 @settings(

@@ -12,6 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from common.chunk_store import ChunkSet
+from common.chunking import Chunk
 from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
 from tests.conftest import DIM
@@ -57,7 +59,8 @@ def read(session: Session, event_id: uuid.UUID) -> dict[str, Any]:
     found = session.execute(
         text(
             "SELECT status, attempts, error, source, type, text, metadata, occurred_at, model,"
-            " embedding IS NOT NULL AS has_vector, due_at, due_at <= now() AS due_now,"
+            " EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = events.id) AS has_vector,"
+            " due_at, due_at <= now() AS due_now,"
             " request_id, search_text::text AS search_text"
             " FROM events WHERE id = :id"
         ),
@@ -81,6 +84,11 @@ def vec(x: float = 1.0) -> list[float]:
 
 def pending(event_id: uuid.UUID, attempts: int = 1) -> Pending:
     return Pending(event_id, "", attempts)
+
+
+def one_chunk(event_id: uuid.UUID, x: float = 1.0) -> ChunkSet:
+    """The chunk set of a one-chunk text (what the worker stores for a short event)."""
+    return ChunkSet(event_id, [Chunk(0, 0, 4, "text", 3)], [vec(x)])
 
 
 def test_record_inserts_queued_and_skips_a_known_key(session: Session) -> None:
@@ -124,13 +132,13 @@ def test_claim_counts_an_attempt_on_queued_events_only(session: Session) -> None
 
 def test_store_embeds_queued_events_only(session: Session) -> None:
     queued, deleted = seed(session), seed(session, "deleted")
-    stored = t.store(session, [pending(queued), pending(deleted)], [vec(), vec()], "m1")
-    assert stored == 1
+    stored = t.store(session, [one_chunk(queued), one_chunk(deleted)], "m1", "c1")
+    assert [s.event_id for s in stored] == [queued]
     after = read(session, queued)
     assert (after["status"], after["model"], after["has_vector"]) == ("embedded", "m1", True)
     assert after["due_at"] is None and after["error"] is None
     assert read(session, deleted)["has_vector"] is False
-    assert t.store(session, [pending(queued)], [vec(2)], "m2") == 0  # a second run: nothing
+    assert t.store(session, [one_chunk(queued, 2)], "m2", "c1") == []  # a second run: nothing
 
 
 def test_schedule_retry_keeps_the_error_and_sets_the_due_time(session: Session) -> None:
@@ -228,17 +236,17 @@ def test_delete_erases_content_and_keeps_a_tombstone(session: Session) -> None:
 
 def test_reembed_replaces_vectors_of_embedded_events_only(session: Session) -> None:
     embedded, deleted = seed(session), seed(session, "deleted")
-    t.store(session, [pending(embedded)], [vec()], "old")
-    assert t.reembed(session, [(embedded, vec(2)), (deleted, vec(2))], "new") == 1
+    t.store(session, [one_chunk(embedded)], "old", "c1")
+    assert t.reembed(session, [one_chunk(embedded, 2), one_chunk(deleted, 2)], "new", "c1") == 1
     assert read(session, embedded)["model"] == "new"
     assert read(session, deleted)["has_vector"] is False
-    assert t.reembed(session, [], "new") == 0
+    assert t.reembed(session, [], "new", "c1") == 0
 
 
 def test_reembed_failed_keeps_the_vector_and_writes_one_letter(session: Session) -> None:
     embedded, deleted, current = seed(session), seed(session, "deleted"), seed(session)
-    t.store(session, [pending(embedded), pending(current)], [vec(), vec()], "old")
-    t.reembed(session, [(current, vec(3))], "new")
+    t.store(session, [one_chunk(embedded), one_chunk(current)], "old", "c1")
+    t.reembed(session, [one_chunk(current, 3)], "new", "c1")
     written = t.reembed_failed(session, [str(embedded), deleted, current], "new", "refused", 5)
     assert written == 1  # the deleted one and the one already on "new" are left alone
     after = read(session, embedded)
@@ -250,5 +258,5 @@ def test_reembed_failed_keeps_the_vector_and_writes_one_letter(session: Session)
     )
     assert letters(session, embedded) == 1 and letters(session, current) == 0
     assert t.reembed_failed(session, [embedded], "new", "again", 5) == 0  # a second run
-    assert t.reembed(session, [(embedded, vec(2))], "new") == 1  # a later run succeeds
+    assert t.reembed(session, [one_chunk(embedded, 2)], "new", "c1") == 1  # a later run succeeds
     assert read(session, embedded)["error"] is None

@@ -1,31 +1,29 @@
-"""How a group of claimed events meets the embedder: parts within a character budget, one
-embedder call each, and a refused part split in halves until the bad input is alone."""
+"""How a group of claimed events meets the embedder: each event's text as its chunks
+(workers/chunk_embed.py), parts of about one embedder call's worth of chunks, each part's
+chunk sets stored together, and a refused part split in halves until the bad input is
+alone."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from common import metrics
 from common.embedders import PermanentEmbedError, TransientEmbedError
 from common.lifecycle import apply
 from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
+from common.settings import Settings
+from workers import chunk_embed
 from workers.embedder import embedder
 from workers.retry_policy import RequestIds, dead_letter_now, retry_or_dead_letter
 
 
-def budgeted(events: Sequence[Pending], max_chars: int) -> list[list[Pending]]:
-    """Consecutive events in parts of at most ``max_chars`` characters of text, one embedder
-    call each (a longer text is a part of its own): a batch of long texts must not become
-    one request of many megabytes, nor one over what the embedder accepts at a time."""
-    parts: list[list[Pending]] = []
-    chars = 0
-    for event in events:
-        if not parts or chars + len(event.text) > max_chars:
-            parts.append([])
-            chars = 0
-        parts[-1].append(event)
-        chars += len(event.text)
-    return parts
+def budgeted(events: Sequence[Pending], settings: Settings) -> list[list[Pending]]:
+    """Consecutive events in parts of about one embedder call's worth of chunks (at most
+    ``EMBED_BATCH_SIZE`` chunks and ``EMBED_BATCH_MAX_TOKENS`` tokens; an event of more is a
+    part of its own, spread over several calls), each part stored before the next is
+    embedded: a long batch keeps what it finished if it is stopped."""
+    return chunk_embed.parts(events, settings)
 
 
 def process(events: Sequence[Pending], rids: RequestIds | None = None) -> None:
@@ -34,7 +32,7 @@ def process(events: Sequence[Pending], rids: RequestIds | None = None) -> None:
         return
     model = embedder()
     try:
-        vectors = model.embed([e.text for e in events])
+        sets = chunk_embed.embed_sets(model, events)
     except TransientEmbedError as error:
         retry_or_dead_letter(events, str(error), error.retry_after, rids)
         return
@@ -46,4 +44,6 @@ def process(events: Sequence[Pending], rids: RequestIds | None = None) -> None:
         process(events[:middle], rids)
         process(events[middle:], rids)
         return
-    apply(t.store, events, vectors, model.model)
+    stored = apply(t.store, sets, model.model, chunk_embed.chunker().name)
+    metrics.CHUNKS_EMBEDDED.inc(sum(len(s.chunks) for s in stored))
+    metrics.TOKENS_EMBEDDED.inc(sum(s.tokens for s in stored))

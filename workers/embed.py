@@ -1,11 +1,14 @@
 """The embed task: a message names one event (a single POST) or up to ``EMBED_BATCH_SIZE``
 (a batch POST, the sweeper); celery-batches buffers them and :class:`ReliableBatches` hands
 them to :func:`embed_events` in groups of up to ``EMBED_BATCH_SIZE`` events (or whatever
-arrived within ``EMBED_BATCH_WAIT_MS``); one embedder call serves a group, or one per
-``EMBED_BATCH_MAX_CHARS`` of its text.
+arrived within ``EMBED_BATCH_WAIT_MS``). Each event's text is embedded as chunks
+(workers/chunk_embed.py): an embedder call holds up to ``EMBED_BATCH_SIZE`` chunks,
+``EMBED_BATCH_MAX_TOKENS`` tokens and ``EMBED_BATCH_MAX_CHARS`` characters, and an event's
+whole chunk set is stored in one transaction (it is ``embedded`` only then).
 
 Outcomes, per event:
-- embedded: the vector is stored (only if the event is still ``queued``: exactly-once effect);
+- embedded: its chunk set is stored (only if the event is still ``queued``: exactly-once
+  effect, one complete set or none);
 - transient failure (timeout, connection error, 429, 5xx, the batch's soft time limit): the
   error is kept and the event becomes due again after a full-jitter exponential backoff,
   never sooner than the embedder's ``Retry-After`` (capped); the sweeper publishes it then.
@@ -18,8 +21,9 @@ back to the broker after a short pause (see :class:`ReliableBatches`).
 
 By concern: ``workers/embedder.py`` (this process's embedder and embed slots),
 ``workers/retry_policy.py`` (backoff, attempts, dead letters), ``workers/batching.py``
-(character budget, bisection), ``workers/reliable_batches.py`` (the celery-batches
-subclass); this module is the task and a batch's course, start to end.
+(parts by chunks, bisection), ``workers/chunk_embed.py`` (chunks, embedder calls),
+``workers/reliable_batches.py`` (the celery-batches subclass); this module is the task and
+a batch's course, start to end.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
 from common.queue import TASK_EMBED
 from common.settings import get_settings
+from workers import chunk_embed
 from workers.batching import budgeted, process
 from workers.embedder import embedder, slots
 from workers.observability import observed
@@ -98,7 +103,7 @@ def claim_and_process(ids: Sequence[str], rids: RequestIds | None, events: list[
     settings = get_settings()
     events += apply(t.claim, ids, settings.sweep_after_s)
     live = sift(dead_letter_spent(events))
-    for part in budgeted(live, settings.embed_batch_max_chars):
+    for part in budgeted(live, settings):
         process(part, rids)
 
 
@@ -108,7 +113,7 @@ def sift(events: list[Pending]) -> list[Pending]:
     versions = [e.id for e in events if e.subject is not None]
     if not versions:
         return events
-    stale, reused = apply(subjects.sift, versions, embedder().model)
+    stale, reused = apply(subjects.sift, versions, embedder().model, chunk_embed.chunker().name)
     metrics.EMBEDDINGS_REUSED.inc(len(reused))
     return [e for e in events if e.id not in stale and e.id not in reused]
 

@@ -44,7 +44,7 @@ Key = tuple[datetime, int]  # (occurred_at or created_at, seq): the larger is th
 # subject's name and the deletion's key, which decide whether a later version revives it.
 ERASE = (
     "status = 'deleted', source = '', type = '', text = '', metadata = '{}'::jsonb,"
-    " occurred_at = NULL, subject = NULL, embedding = NULL, model = NULL, error = NULL,"
+    " occurred_at = NULL, subject = NULL, chunking = NULL, model = NULL, error = NULL,"
     " due_at = NULL, request_id = NULL, updated_at = now()"
 )
 VERSION_KEY = "(coalesce(e.occurred_at, e.created_at), e.seq)"
@@ -267,21 +267,33 @@ SUPERSEDE_STALE = text(
     " AND s.current_event_id IS DISTINCT FROM e.id"
     " RETURNING e.id"
 )
-# The version each of ``ids`` replaces in search: superseded, its vector dropped.
+# The version each of ``ids`` replaces in search: superseded, its chunks (vectors) dropped.
 SUPERSEDE_PREVIOUS = text(
-    "UPDATE events o SET status = 'superseded', embedding = NULL, updated_at = now()"
+    "WITH old AS ("
+    " UPDATE events o SET status = 'superseded', updated_at = now()"
     " FROM events e WHERE e.id = ANY(:ids) AND e.status = 'queued'"
     " AND e.subject IS NOT NULL AND o.tenant = e.tenant AND o.source = e.source"
     " AND o.subject = e.subject AND o.status = 'embedded' AND o.id <> e.id"
+    " RETURNING o.id)"
+    " DELETE FROM chunks WHERE event_id IN (SELECT id FROM old)"
 )
-# A queued version whose text equals its subject's embedded version's, of the same model,
-# takes that vector over (still queued: two embedded versions would break the unique index).
+# A queued version whose text equals its subject's embedded version's, of the same model and
+# chunker, takes that version's chunk set over (copied: a queued event has no chunks; it
+# stays queued until the old one is superseded, two embedded would break the unique index).
 COPY_VECTOR = text(
-    "UPDATE events e SET embedding = o.embedding, model = o.model FROM events o"
+    "WITH pairs AS ("
+    " SELECT e.id AS new_id, o.id AS old_id, o.model, o.chunking FROM events e JOIN events o"
+    " ON o.tenant = e.tenant AND o.source = e.source AND o.subject = e.subject"
     " WHERE e.id = ANY(:ids) AND e.status = 'queued' AND e.subject IS NOT NULL"
-    " AND o.tenant = e.tenant AND o.source = e.source AND o.subject = e.subject"
-    " AND o.status = 'embedded' AND o.model = :model AND o.text = e.text AND o.id <> e.id"
-    " RETURNING e.id"
+    " AND o.status = 'embedded' AND o.model = :model AND o.chunking = :chunking"
+    " AND o.text = e.text AND o.id <> e.id),"
+    " copied AS ("
+    " INSERT INTO chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
+    "  embedding)"
+    " SELECT p.new_id, c.position, c.tenant, c.char_start, c.char_end, c.tokens, c.model,"
+    "  c.embedding FROM pairs p JOIN chunks c ON c.event_id = p.old_id)"
+    " UPDATE events e SET model = p.model, chunking = p.chunking FROM pairs p"
+    " WHERE e.id = p.new_id RETURNING e.id"
 )
 MARK_EMBEDDED = text(
     "UPDATE events SET status = 'embedded', error = NULL, due_at = NULL, embedded_at = now(),"
@@ -306,18 +318,20 @@ def _lock(session: Session, ids: Sequence[uuid.UUID]) -> bool:
 
 
 def sift(
-    session: Session, ids: Sequence[uuid.UUID], model: str
+    session: Session, ids: Sequence[uuid.UUID], model: str, chunking: str
 ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
     """Before embedding claimed events, under their subjects' locks: those that are not
     their subject's current version become ``superseded`` (no embedder call; a version that
     is not current never becomes current again), and current ones whose text equals their
-    subject's embedded version's (same ``model``) take its vector over and are ``embedded``.
+    subject's embedded version's (same ``model`` and ``chunking``) take its chunks over and
+    are ``embedded``.
     Returns ``(superseded ids, reused ids)``; the others are to be embedded."""
     if not ids or not _lock(session, ids):
         return set(), set()
     params = {"ids": list(ids)}
     stale = {r.id for r in session.execute(SUPERSEDE_STALE, params)}
-    reused = {r.id for r in session.execute(COPY_VECTOR, {**params, "model": model})}
+    copy = {**params, "model": model, "chunking": chunking}
+    reused = {r.id for r in session.execute(COPY_VECTOR, copy)}
     if reused:
         session.execute(SUPERSEDE_PREVIOUS, {"ids": list(reused)})
         session.execute(MARK_EMBEDDED, {"ids": list(reused)})

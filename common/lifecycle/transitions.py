@@ -34,14 +34,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-import numpy as np
-import psycopg
-from pgvector.psycopg.vector import register_vector_info
-from psycopg.types import TypeInfo
-from sqlalchemy import Table, bindparam, text
+from sqlalchemy import Table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from common import chunk_store
 from common.lifecycle import subjects
 from common.models import Event
 
@@ -154,55 +151,33 @@ def claim(session: Session, ids: Iterable[str | uuid.UUID], lease_s: float) -> l
     return [Pending(r.id, r.text, r.attempts, r.error, r.subject) for r in rows]
 
 
-# The batch's vectors go to a temporary table by binary COPY, then into events with one
-# UPDATE ... FROM it. Measured on 64 x 384-d vectors (docs/decisions.md): 6 ms against 34 ms
-# for SQLAlchemy's executemany UPDATE and 10 ms for psycopg's, index upkeep aside (pgvector's
-# HNSW insertions cost far more than either, whichever way the rows arrive).
-STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS embed_stage (id uuid, embedding vector) ON COMMIT DELETE ROWS"
-)
+# The batch's chunks go to a temporary table by binary COPY (common/chunk_store.py); the
+# UPDATE of the events still queued says which sets are stored, and those replace whatever
+# the events had, in the same transaction: one complete chunk set per event, or none.
 STORE = text(
-    "UPDATE events e SET embedding = s.embedding, model = :model, status = 'embedded',"
+    "UPDATE events e SET model = :model, chunking = :chunking, status = 'embedded',"
     " error = NULL, due_at = NULL, embedded_at = now(), updated_at = now()"
-    " FROM embed_stage s WHERE e.id = s.id AND e.status = 'queued'"
+    " FROM (SELECT DISTINCT event_id FROM chunk_stage) s"
+    " WHERE e.id = s.event_id AND e.status = 'queued' RETURNING e.id"
 )
-
-_vector_type: TypeInfo | None = None
-
-
-def _vector_info(conn: psycopg.Connection[Any]) -> TypeInfo:
-    """pgvector's type in this database, looked up once per process."""
-    global _vector_type
-    if _vector_type is None:
-        _vector_type = TypeInfo.fetch(conn, "vector")
-        if _vector_type is None:
-            raise RuntimeError("the vector extension is missing: run `eventsearch migrate`")
-    return _vector_type
 
 
 def store(
-    session: Session, events: Sequence[Pending], vectors: Sequence[Sequence[float]], model: str
-) -> int:
-    """``queued`` → ``embedded``: store the vectors of the events still queued. Returns how
-    many rows changed (fewer than ``events`` when some were deleted or stored meanwhile).
-    Needs a psycopg (sync) connection: it writes the vectors by binary COPY."""
-    if not events:
-        return 0
-    conn = session.connection()
-    conn.exec_driver_sql(STAGE)
-    raw = cast(psycopg.Connection[Any], conn.connection.driver_connection)
-    register_vector_info(raw, _vector_info(raw))
-    with (
-        raw.cursor() as cursor,
-        cursor.copy("COPY embed_stage (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy,
-    ):
-        copy.set_types(["uuid", "vector"])
-        for event, vector in zip(events, vectors, strict=True):
-            copy.write_row((event.id, np.asarray(vector, dtype=np.float32)))
+    session: Session, sets: Sequence[chunk_store.ChunkSet], model: str, chunking: str
+) -> list[chunk_store.ChunkSet]:
+    """``queued`` → ``embedded``: store the whole chunk set of each event still queued (an
+    event is embedded only with all its chunks). Returns the sets stored (fewer than given
+    when some events were deleted or stored meanwhile). Needs a psycopg (sync) connection:
+    it writes the vectors by binary COPY."""
+    if not sets:
+        return []
+    chunk_store.stage(session, sets)
     # Under the subjects' locks: versions no longer current are superseded instead, and the
     # version each one replaces in search is superseded (common/lifecycle/subjects.py).
-    subjects.before_store(session, [e.id for e in events if e.subject is not None])
-    return conn.execute(STORE, {"model": model}).rowcount
+    subjects.before_store(session, [s.event_id for s in sets])
+    stored = {r.id for r in session.execute(STORE, {"model": model, "chunking": chunking})}
+    chunk_store.replace(session, list(stored), model)
+    return [s for s in sets if s.event_id in stored]
 
 
 SCHEDULE_RETRY = text(
@@ -339,10 +314,12 @@ def replay(
 
 # The tombstone keeps the id, the tenant, the idempotency key and fingerprint (a retry of
 # the first request still gets its answer, never a second event), the status and the
-# times (created, updated = deleted, embedded); every value the client sent is erased.
+# times (created, updated = deleted, embedded); every value the client sent is erased. The
+# event's chunks (their vectors and spans) go in the same statement: the database's trigger
+# on status 'deleted' removes them (migration 0005), whoever writes that status.
 DELETE = text(
     "UPDATE events SET status = 'deleted', source = '', type = '', text = '',"
-    " metadata = '{}'::jsonb, occurred_at = NULL, subject = NULL, embedding = NULL, model = NULL,"
+    " metadata = '{}'::jsonb, occurred_at = NULL, subject = NULL, chunking = NULL, model = NULL,"
     " error = NULL, due_at = NULL, request_id = NULL, updated_at = now()"
     " WHERE id = :id AND tenant = :tenant AND status <> 'deleted' RETURNING id"
 )
@@ -365,23 +342,24 @@ def delete(session: Session, tenant: str, event_id: uuid.UUID) -> DeleteOutcome:
 # --- re-embedding ---------------------------------------------------------------------
 
 REEMBED = text(
-    "UPDATE events SET embedding = :embedding, model = :model, embedded_at = now(),"
-    " error = NULL, updated_at = now() WHERE id = :id AND status = 'embedded'"
-).bindparams(bindparam("embedding", type_=Event.embedding.type))
+    "UPDATE events e SET model = :model, chunking = :chunking, embedded_at = now(),"
+    " error = NULL, updated_at = now() FROM (SELECT DISTINCT event_id FROM chunk_stage) s"
+    " WHERE e.id = s.event_id AND e.status = 'embedded' RETURNING e.id"
+)
 
 
 def reembed(
-    session: Session, pairs: Sequence[tuple[uuid.UUID, Sequence[float]]], model: str
+    session: Session, sets: Sequence[chunk_store.ChunkSet], model: str, chunking: str
 ) -> int:
-    """``embedded`` → ``embedded`` with ``model``'s vector in place of the old one (and the
-    error of an earlier failed re-embedding cleared). Precondition: still embedded (a
-    deleted event stays deleted). Returns rows changed."""
-    if not pairs:
+    """``embedded`` → ``embedded`` with ``model``'s chunk set in place of the old one, whole
+    (and the error of an earlier failed re-embedding cleared). Precondition: still embedded
+    (a deleted event stays deleted). Returns events changed."""
+    if not sets:
         return 0
-    result = session.connection().execute(
-        REEMBED, [{"id": i, "embedding": list(v), "model": model} for i, v in pairs]
-    )
-    return result.rowcount
+    chunk_store.stage(session, sets)
+    done = [r.id for r in session.execute(REEMBED, {"model": model, "chunking": chunking})]
+    chunk_store.replace(session, done, model)
+    return len(done)
 
 
 REEMBED_FAILED = text(

@@ -1,7 +1,7 @@
 """subjects: versions of one thing (tenant, source, subject), one of them current
 
 Revision ID: 0006
-Revises: 0005 (chained to 0004 on the subjects branch until the chunks migration lands)
+Revises: 0005
 
 - ``events.subject``: the upstream's own id of the thing an event is about (nullable: events
   without one behave as before).
@@ -20,8 +20,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
 revision = "0006"
-# The lead re-chains this to "0005" (chunks) at merge; on this branch 0005 does not exist yet.
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
