@@ -180,8 +180,12 @@ def write(run: Run, scenario: Scenario) -> None:
     if answer.status_code != 200:
         run.problems.append(f"batch: {answer.status_code} {answer.text[:300]}")
         return
-    for result, want in zip(answer.json()["results"], wants, strict=True):
+    sent_keys = [item.get("idempotency_key") for item in json.loads(payload)["events"]]
+    for result, want, key in zip(answer.json()["results"], wants, sent_keys, strict=True):
         run.agree(result["status"] == "accepted", want, f"batch item {result}")
+        echo = key if isinstance(key, str) and gettable(key) else None
+        if result.get("idempotency_key") != echo:
+            run.problems.append(f"batch item's key echoed as {result.get('idempotency_key')!r}")
         if result["status"] == "accepted" and want is not None:
             run.accepted[result["id"]] = want
 
