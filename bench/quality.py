@@ -26,7 +26,11 @@ from cli.beir import load, score
 
 
 def evaluate(
-    directory: Path, runtimes: tuple[str, ...], threads: int, k: int = 10
+    directory: Path,
+    runtimes: tuple[str, ...],
+    threads: int,
+    k: int = 10,
+    vectors_dir: Path | None = None,
 ) -> dict[str, float]:
     data = load(directory)
     doc_ids, texts = list(data.corpus), list(data.corpus.values())
@@ -35,9 +39,17 @@ def evaluate(
     vectors: dict[str, np.ndarray] = {}
     for runtime in runtimes:
         started = time.perf_counter()
-        embedder = build(runtime, threads)
-        docs = np.asarray(embedder.embed(texts), dtype=np.float32)
-        asked = np.asarray(embedder.embed(queries), dtype=np.float32)
+        cached = vectors_dir / f"{data.name}.{runtime}.npz" if vectors_dir else None
+        if cached and cached.exists():  # a rerun (another runtime, another k) reuses them
+            stored = np.load(cached)
+            docs, asked = stored["docs"], stored["queries"]
+        else:
+            embedder = build(runtime, threads)
+            docs = np.asarray(embedder.embed(texts), dtype=np.float32)
+            asked = np.asarray(embedder.embed(queries), dtype=np.float32)
+            if cached:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                np.savez(cached, docs=docs, queries=asked)
         vectors[runtime] = docs
         best = np.argsort(-(asked @ docs.T), axis=1)[:, :k]  # unit vectors: dot = cosine
         run = {q: [doc_ids[j] for j in row] for q, row in zip(qids, best, strict=True)}
@@ -63,10 +75,14 @@ def main() -> None:
     parser.add_argument("--runtimes", default=",".join(RUNTIMES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--vectors", type=Path, help="keep each runtime's vectors here (.npz)")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     for directory in args.directories:
-        results[directory.name] = evaluate(directory, tuple(args.runtimes.split(",")), args.threads)
+        runtimes = tuple(args.runtimes.split(","))
+        results[directory.name] = evaluate(
+            directory, runtimes, args.threads, vectors_dir=args.vectors
+        )
         print(json.dumps({directory.name: results[directory.name]}, indent=1), flush=True)
     results["machine"] = {"load_average_1m": round(os.getloadavg()[0], 2)}
     if args.out:
