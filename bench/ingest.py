@@ -31,6 +31,10 @@ def measure(svc: Services, sizes: Sizes) -> dict[str, float]:
         [
             str(processes.BIN / "uvicorn"),
             "bench.bare_app:app",
+            # The same HTTP parser as the gateway's server (gateway/server.py runs h11), so
+            # the ratio compares the apps, not two parsers.
+            "--http",
+            "h11",
             "--host",
             "127.0.0.1",
             "--port",

@@ -87,11 +87,16 @@ def _naive_rate(svc: Services, db_url: str, texts: list[str]) -> float:
             vector = client.post(
                 "/api/embed", json={"model": "stub-embed", "input": [text]}
             ).json()["embeddings"][0]
+            event_id = uuid.uuid4()
             conn.execute(
-                "INSERT INTO events (id, tenant, source, type, text, status, model, embedding, "
-                "embedded_at) VALUES (%s, 'naive', 'bench', 'naive', %s, 'embedded', "
-                "'stub-embed', %s::vector, now())",
-                [uuid.uuid4(), text, str(vector)],
+                "INSERT INTO events (id, tenant, source, type, text, status, model, embedded_at)"
+                " VALUES (%s, 'naive', 'bench', 'naive', %s, 'embedded', 'stub-embed', now())",
+                [event_id, text],
+            )
+            conn.execute(
+                "INSERT INTO chunks (event_id, position, tenant, char_start, char_end, tokens,"
+                " model, embedding) VALUES (%s, 0, 'naive', 0, %s, 1, 'stub-embed', %s::vector)",
+                [event_id, len(text), str(vector)],
             )
             conn.commit()
     return len(texts) / (time.perf_counter() - started)

@@ -42,68 +42,63 @@ def _text(rng: random.Random, vocab: list[list[str]]) -> str:
 
 
 def _load(db_url: str, texts: list[str]) -> float:
-    """COPY the corpus in binary, then build the HNSW index; returns the build's seconds."""
+    """COPY the corpus in binary (each event one chunk: its whole text), then build the HNSW
+    index on the chunks; returns the build's seconds."""
+    from datetime import UTC, datetime
+
+    ids = [uuid.uuid4() for _ in texts]
+    stamp = datetime.fromtimestamp(time.time(), UTC)
     with psycopg.connect(db_url, autocommit=True) as conn:
         register_vector(conn)
-        conn.execute("DROP INDEX IF EXISTS ix_events_embedding_hnsw")
+        conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding_hnsw")
         with (
             conn.cursor() as cur,
             cur.copy(
-                "COPY events (id, tenant, source, type, text, metadata, status, model, embedding, "
-                "embedded_at) FROM STDIN WITH (FORMAT BINARY)"
+                "COPY events (id, tenant, source, type, text, metadata, status, model, chunking,"
+                " embedded_at) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.set_types(
-                [
-                    "uuid",
-                    "varchar",
-                    "varchar",
-                    "varchar",
-                    "text",
-                    "jsonb",
-                    "varchar",
-                    "varchar",
-                    "vector",
-                    "timestamptz",
-                ]
-            )
-            now = time.time()
-            from datetime import UTC, datetime
-
-            stamp = datetime.fromtimestamp(now, UTC)
-            for i, text in enumerate(tqdm(texts, desc="COPY corpus", unit="row", leave=False)):
+            kinds = ["uuid", "varchar", "varchar", "varchar", "text", "jsonb", "varchar"]
+            copy.set_types([*kinds, "varchar", "varchar", "timestamptz"])
+            for i, (event_id, text) in enumerate(
+                tqdm(zip(ids, texts, strict=True), desc="COPY events", unit="row", leave=False)
+            ):
                 source = "rare" if i % RARE_EVERY == 0 else f"common-{i % 7}"
+                row = [event_id, "bench", source, "doc", text, Jsonb({"i": i}), "embedded"]
+                copy.write_row([*row, "stub-embed", "bench", stamp])
+        with (
+            conn.cursor() as cur,
+            cur.copy(
+                "COPY chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
+                " embedding) FROM STDIN WITH (FORMAT BINARY)"
+            ) as copy,
+        ):
+            copy.set_types(["uuid", "int4", "varchar", "int4", "int4", "int4", "varchar", "vector"])
+            for event_id, text in tqdm(
+                zip(ids, texts, strict=True), desc="COPY chunks", unit="row", leave=False
+            ):
+                vector = np.asarray(embed_text(text, DIM), dtype=np.float32)
                 copy.write_row(
-                    [
-                        uuid.uuid4(),
-                        "bench",
-                        source,
-                        "doc",
-                        text,
-                        Jsonb({"i": i}),
-                        "embedded",
-                        "stub-embed",
-                        np.asarray(embed_text(text, DIM), dtype=np.float32),
-                        stamp,
-                    ]
+                    [event_id, 0, "bench", 0, len(text), len(text) // 3 + 2, "stub-embed", vector]
                 )
         conn.execute("SET maintenance_work_mem = '1GB'")
         settings = get_settings()  # the index the migration would build
         started = time.perf_counter()
         conn.execute(
-            "CREATE INDEX ix_events_embedding_hnsw ON events USING hnsw (embedding "
+            "CREATE INDEX ix_chunks_embedding_hnsw ON chunks USING hnsw (embedding "
             f"vector_cosine_ops) WITH (m = {settings.hnsw_m}, "
             f"ef_construction = {settings.hnsw_ef_construction})"
         )
         built = time.perf_counter() - started
         conn.execute("ANALYZE events")
+        conn.execute("ANALYZE chunks")
     return built
 
 
 # Exact search, with each hit's distance (the index is off on that connection).
 EXACT = (
-    "SELECT id, embedding <=> %s AS distance FROM events WHERE tenant = 'bench' AND "
-    "status = 'embedded' AND model = 'stub-embed' ORDER BY embedding <=> %s LIMIT 10"
+    "SELECT event_id, embedding <=> %s AS distance FROM chunks WHERE tenant = 'bench' AND "
+    "model = 'stub-embed' ORDER BY embedding <=> %s LIMIT 10"
 )
 TIE = 1e-6  # distances closer than this are the same distance (float32 sums)
 
@@ -128,8 +123,8 @@ def measure(svc: Services, sizes: Sizes) -> dict[str, float | None]:
 
     api_ms, sql_ms, embed_ms, recall, id_recall, fill = [], [], [], [], [], []
     sql = (
-        "SELECT id FROM events WHERE tenant = 'bench' AND status = 'embedded' AND "
-        "model = 'stub-embed' ORDER BY embedding <=> %s LIMIT 10"
+        "SELECT event_id FROM chunks WHERE tenant = 'bench' AND model = 'stub-embed'"
+        " ORDER BY embedding <=> %s LIMIT 10"
     )
     with (
         httpx.Client(base_url=gateway.url, headers=auth, timeout=60) as api,

@@ -87,7 +87,7 @@ def services(root: Path) -> Iterator[Services]:
     redis.start()
     stub = StubServer().start()
     found = Services(root, pg, redis, stub)
-    # This process's own settings (migrations read EMBED_DIM through them).
+    # This process's own settings (the worker-side code it imports reads them).
     os.environ.update(
         {
             k: v

@@ -42,41 +42,26 @@ def replay(
     tenant: str | None = typer.Option(None, help="with --all: only this tenant's"),
 ) -> None:
     """Queue the dead-lettered events again (attempts reset) and publish them."""
-    from sqlalchemy import select, text
-
-    from common.db import sync_sessions
-    from common.dead_letters import MARK_REPLAYED, REQUEUE_EVENTS
-    from common.models import DeadLetter
-    from common.queue import enqueue_embed
+    from common.lifecycle import apply, transitions
+    from common.lifecycle.handoff import hand_off
     from common.settings import load_or_exit
 
     settings = load_or_exit()
     if (letter_id is None) == (not all_):
         typer.echo("eventsearch: give a dead-letter id, or --all", err=True)
         raise typer.Exit(2)
-    query = select(DeadLetter.id, DeadLetter.event_id).where(DeadLetter.replayed_at.is_(None))
+    letter = None
     if letter_id is not None:
         try:
-            query = query.where(DeadLetter.id == uuid.UUID(letter_id))
+            letter = uuid.UUID(letter_id)
         except ValueError:
             typer.echo(f"eventsearch: no dead letter {letter_id}", err=True)
             raise typer.Exit(1) from None
-    elif tenant:
-        query = query.where(DeadLetter.tenant == tenant)
-    with sync_sessions()() as session, session.begin():
-        letters = session.execute(query.with_for_update(skip_locked=True)).all()
-        if letters:
-            session.execute(text(MARK_REPLAYED), {"ids": [row.id for row in letters]})
-            queued = session.execute(
-                text(REQUEUE_EVENTS),
-                {"ids": [r.event_id for r in letters], "after": settings.sweep_after_s},
-            )
-            event_ids = [str(row.id) for row in queued]
-        else:
-            event_ids = []
-    if letter_id is not None and not letters:
+    done = apply(transitions.replay, None if letter else tenant, letter, settings.sweep_after_s)
+    if letter is not None and not done.letters:
         typer.echo(f"eventsearch: no dead letter {letter_id}", err=True)
         raise typer.Exit(1)
-    if event_ids:
-        enqueue_embed(event_ids)
+    event_ids = [str(i) for i in done.event_ids]
+    if not hand_off(event_ids, None, "requeue"):
+        typer.echo("eventsearch: the queue is unavailable; the sweeper publishes them", err=True)
     typer.echo(f"replayed {len(event_ids)} events")

@@ -10,9 +10,45 @@ from cli.dead_letters import app as dead_letters
 from cli.eval import evaluate
 from cli.reembed import reembed
 from cli.send import send as send_command
+from cli.status import status as status_command
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 ROOT = Path(__file__).resolve().parent.parent
+# Commands that talk to PostgreSQL/Redis themselves: a stale state file stops them with one
+# line. The HTTP clients (send, eval) only take the gateway's URL from a running stack's file.
+NEEDS_STORES = {"migrate", "keys", "dead-letters", "reembed"}
+
+
+@app.callback()
+def find_stack(ctx: typer.Context) -> None:
+    """Use the stack `make up` runs (.eventsearch/stack.json) when DATABASE_URL/REDIS_URL are
+    unset; say so on stderr."""
+    import os
+
+    from stack import stackfile
+
+    # `up` makes the stack; `status` reports a stale file rather than refusing to start.
+    if ctx.invoked_subcommand in ("up", "status", None) or ctx.resilient_parsing:
+        return
+    try:
+        used = stackfile.apply(os.environ)
+    except stackfile.StaleStack as stale:
+        if ctx.invoked_subcommand not in NEEDS_STORES:
+            return
+        typer.echo(str(stale), err=True)
+        raise typer.Exit(2) from None
+    if used:
+        typer.echo(used, err=True)
+    elif ctx.invoked_subcommand in NEEDS_STORES and not (
+        os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")
+    ):
+        typer.echo(
+            f"eventsearch: no running stack ({stackfile.home_dir() / stackfile.FILENAME} not "
+            "found) and DATABASE_URL/REDIS_URL unset: start one with `make up` in this "
+            "checkout, or set both",
+            err=True,
+        )
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -29,11 +65,16 @@ def up(
 @app.command()
 def migrate() -> None:
     """Bring the database (DATABASE_URL) to the newest schema."""
-    from common.migrate import upgrade_head
+    from common.migrate import SchemaOptions, upgrade_head
     from common.settings import load_or_exit
 
-    load_or_exit()
-    upgrade_head()
+    settings = load_or_exit()
+    # A new events table takes this command's EMBED_DIM and HNSW build settings, passed to
+    # the migration explicitly (the migrations read no environment).
+    upgrade_head(
+        settings.sqlalchemy_url,
+        SchemaOptions(settings.embed_dim, settings.hnsw_m, settings.hnsw_ef_construction),
+    )
     typer.echo("eventsearch: database migrated")
 
 
@@ -104,6 +145,7 @@ def keys_revoke(key_id: str) -> None:
 
 app.command("send")(send_command)
 app.add_typer(dead_letters, name="dead-letters")
+app.command("status")(status_command)
 
 
 def main() -> None:

@@ -22,7 +22,8 @@ def reembed(
 
     from common.db import sync_sessions
     from common.dimension import check_or_exit
-    from common.reembed import count_stale, enqueue_reembed, stale_batches
+    from common.lifecycle.handoff import QueueUnavailable, publish_reembed
+    from common.reembed import count_stale, stale_batches
     from common.settings import load_or_exit
 
     settings = load_or_exit()
@@ -37,9 +38,13 @@ def reembed(
         columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, transient=False) as progress:
             queued = progress.add_task("queueing", total=total)
-            for ids in stale_batches(session, model, tenant, size):
-                enqueue_reembed([ids], model)
-                progress.advance(queued, len(ids))
+            try:
+                for ids in stale_batches(session, model, tenant, size):
+                    publish_reembed([ids], model)
+                    progress.advance(queued, len(ids))
+            except QueueUnavailable as error:  # nothing written: a later run resumes
+                typer.echo(f"eventsearch: {error.message}", err=True)
+                raise typer.Exit(1) from None
             if not wait:
                 typer.echo(f"eventsearch: {total} events queued for re-embedding with {model}")
                 return

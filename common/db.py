@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.orm import sessionmaker
 
 from common.settings import get_settings
-from common.validation import load_stored_json
+from common.validation import dump_stored_json, load_stored_json
+
+# Sessions in UTC, whatever the server's or PGTZ's zone: timestamptz values are read back in
+# the session's zone, and a valid 9999-12-31T23:00Z read in a zone east of UTC is year
+# 10000, which psycopg cannot load (issue 12, item 1). Answers are in UTC either way. A
+# startup option: it overrides the server's, the role's and PGOPTIONS' zone (not libpq's
+# PGTZ, which is sent after it: leave PGTZ unset in the services' environment).
+UTC_SESSION = "-c TimeZone=UTC"
 
 
 @lru_cache
@@ -26,11 +33,12 @@ def async_engine() -> AsyncEngine:
             # Search's HNSW settings as session defaults, so a search spends no round trip
             # on SET LOCAL (dense.configure_scan only raises ef_search for a larger top_k).
             "options": (
-                f"-c hnsw.ef_search={settings.hnsw_ef_search}"
+                f"{UTC_SESSION} -c hnsw.ef_search={settings.hnsw_ef_search}"
                 " -c hnsw.iterative_scan=relaxed_order"
                 f" -c hnsw.max_scan_tuples={settings.hnsw_max_scan_tuples}"
             ),
         },
+        json_serializer=dump_stored_json,
         json_deserializer=load_stored_json,
     )
 
@@ -49,7 +57,8 @@ def sync_engine() -> Engine:
         pool_size=2,
         max_overflow=2,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": 5},
+        connect_args={"connect_timeout": 5, "options": UTC_SESSION},
+        json_serializer=dump_stored_json,
         json_deserializer=load_stored_json,
     )
 

@@ -17,14 +17,14 @@ from common.settings import Settings
 
 
 def column_dimension(database_url: str) -> int | None:
-    """``events.embedding``'s dimension, or ``None`` when the database cannot tell yet
+    """``chunks.embedding``'s dimension, or ``None`` when the database cannot tell yet
     (unreachable, or not migrated): then the worker's own check guards each vector."""
     url = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     try:
         with psycopg.connect(url, connect_timeout=3) as conn:
             row = conn.execute(
                 "SELECT atttypmod FROM pg_attribute "
-                "WHERE attrelid = to_regclass('events') AND attname = 'embedding'"
+                "WHERE attrelid = to_regclass('chunks') AND attname = 'embedding'"
             ).fetchone()
     except psycopg.Error:
         return None
@@ -38,7 +38,7 @@ def check_or_exit(settings: Settings) -> None:
     if dim is not None and dim != settings.embed_dim:
         print(
             f"eventsearch: EMBED_DIM={settings.embed_dim} ({settings.model_name}) does not fit "
-            f"the database: events.embedding holds {dim} dimensions; use a model of {dim} "
+            f"the database: chunks.embedding holds {dim} dimensions; use a model of {dim} "
             "dimensions or a fresh database (README: Changing models)",
             file=sys.stderr,
             flush=True,

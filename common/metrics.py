@@ -5,7 +5,8 @@ The gateway serves them on ``GET /metrics``; each worker serves its own on
 ``WORKER_METRICS_PORT``. A Celery worker is several processes (the prefork pool), so the
 worker runs prometheus-client's multiprocess mode: every process writes its values to files
 in ``PROMETHEUS_MULTIPROC_DIR`` and the exporter adds them up (see ``workers/observability``).
-That variable must be set before this module is imported, which ``workers/app.py`` does.
+That variable must be set before this module is imported, which ``workers.app.start_up`` does
+(before the worker imports its task modules).
 """
 
 from __future__ import annotations
@@ -97,6 +98,16 @@ DEAD_LETTERS = Counter(
     "Events given up on (permanent failure or attempts exhausted)",
     namespace=NAMESPACE,
 )
+CHUNKS_EMBEDDED = Counter(
+    "embed_chunks",
+    "Chunks embedded and stored (an event is one chunk or more)",
+    namespace=NAMESPACE,
+)
+TOKENS_EMBEDDED = Counter(
+    "embed_tokens",
+    "Tokens of the chunks stored (word pieces with the local model, estimated otherwise)",
+    namespace=NAMESPACE,
+)
 WORKER_HEARTBEAT = Gauge(
     "worker_heartbeat_timestamp_seconds",
     "Unix time of the worker's last heartbeat; alert when it stops moving",
@@ -120,6 +131,8 @@ WORKER_ONLY = (
     RETRIES,
     DEAD_LETTERS,
     WORKER_HEARTBEAT,
+    CHUNKS_EMBEDDED,
+    TOKENS_EMBEDDED,
 )
 
 

@@ -68,7 +68,9 @@ class Event(Base):
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(Text)
     model: Mapped[str | None] = mapped_column(String(255))
-    embedding: Mapped[Any] = mapped_column(Vector(_embed_dim()), nullable=True)
+    # The chunker that made the event's chunk set (common/chunking.Chunker.name); NULL for a
+    # vector from before chunking (migration 0005), which `eventsearch reembed` chunks again.
+    chunking: Mapped[str | None] = mapped_column(String(64))
     embedded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the sweeper (re)publishes the event if it is still queued: a retry's backoff, or
     # the deadline after which its message is presumed lost (NULL: created_at + SWEEP_AFTER_S).
@@ -87,6 +89,26 @@ class Event(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+
+
+class Chunk(Base):
+    """One chunk of an event's text and its vector: ``text[char_start:char_end]`` of the event
+    (Python and PostgreSQL both count characters). An event's chunks are replaced as a whole
+    set, in one transaction (common/chunk_store.py); ``tenant`` and ``model`` repeat the
+    event's, so that the HNSW scan filters on the chunk row itself."""
+
+    __tablename__ = "chunks"
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant: Mapped[str] = mapped_column(String(64), nullable=False)
+    char_start: Mapped[int] = mapped_column(Integer, nullable=False)
+    char_end: Mapped[int] = mapped_column(Integer, nullable=False)
+    tokens: Mapped[int] = mapped_column(Integer, nullable=False)
+    model: Mapped[str] = mapped_column(String(255), nullable=False)
+    embedding: Mapped[Any] = mapped_column(Vector(_embed_dim()), nullable=False)
 
 
 class ApiKey(Base):

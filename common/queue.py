@@ -10,11 +10,42 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from celery import Celery
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis as AsyncRedis
 
 from common.settings import get_settings
 
 TASK_EMBED = "events.embed"
 QUEUE_EMBED = "embed"
+
+# The one place that knows how kombu's Redis transport (pinned in constraints.txt) lays a
+# queue out: one list per priority step, the bare name for step 0 and ``name + sep + step``
+# for the others, and the messages taken but not acknowledged in one hash. Messages without
+# a priority (all of ours) go to the bare list; the others are counted in case someone sets
+# one. tests/test_queue_depth.py checks this against kombu itself and a real Redis.
+PRIORITY_SEP = "\x06\x16"
+PRIORITY_STEPS = (0, 3, 6, 9)
+QUEUE_KEYS = [QUEUE_EMBED, *(f"{QUEUE_EMBED}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS[1:])]
+UNACKED_KEY = "unacked"
+
+
+def queue_depth(redis: SyncRedis) -> int:
+    """Messages waiting in the embed queue (every priority), in one round trip."""
+    with redis.pipeline(transaction=False) as pipe:
+        for key in QUEUE_KEYS:
+            pipe.llen(key)
+        return sum(int(n) for n in pipe.execute())
+
+
+async def queue_figures(redis: AsyncRedis) -> tuple[int, int]:
+    """Messages waiting in the embed queue and taken but not acknowledged, in one round trip
+    (raises redis' errors)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for key in QUEUE_KEYS:
+            pipe.llen(key)
+        pipe.hlen(UNACKED_KEY)
+        *depths, unacked = await pipe.execute()
+    return sum(int(d) for d in depths), int(unacked)
 
 
 @lru_cache

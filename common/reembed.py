@@ -1,4 +1,5 @@
-"""Re-embedding after a model change: which events still carry another model's vector, and
+"""Re-embedding after a model change (or a change of chunk settings): which events still carry
+another model's vectors or another chunking's set, and
 the messages that ask the workers to embed them again.
 
 Shared by ``eventsearch reembed`` (selects and publishes) and the worker task
@@ -11,19 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from common.chunking import chunking_name
 from common.models import Event, EventStatus
 from common.queue import QUEUE_EMBED, producer
+from common.settings import get_settings
 
 TASK_REEMBED = "events.reembed"
 
 
 def _stale(model: str, tenant: str | None) -> list[ColumnElement[bool]]:
+    # Another model's vectors, or chunks made by other chunk settings (NULL: a vector from
+    # before chunking, which covers only the start of a long text).
+    chunking = chunking_name(get_settings())
     where: list[ColumnElement[bool]] = [
         Event.status == EventStatus.embedded,
-        Event.model.is_distinct_from(model),
+        or_(Event.model.is_distinct_from(model), Event.chunking.is_distinct_from(chunking)),
     ]
     if tenant is not None:
         where.append(Event.tenant == tenant)

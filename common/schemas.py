@@ -185,6 +185,15 @@ class SearchRequest(BaseModel):
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
+class Passage(BaseModel):
+    """The part of the event's text that matched: ``text == event.text[start:end]``
+    (character offsets, as Python and JavaScript's ``Array.from`` count them)."""
+
+    text: str
+    start: int
+    end: int
+
+
 class SearchHit(BaseModel):
     id: uuid.UUID
     score: float
@@ -197,6 +206,11 @@ class SearchHit(BaseModel):
         default_factory=dict,
         description="the hit's 1-based rank in each ranking it came from, e.g. "
         '{"dense": 3, "keyword": 1}',
+    )
+    passage: Passage | None = Field(
+        None,
+        description="the matching part of the text: the best chunk (dense, hybrid), or the "
+        "words found and their surroundings (keyword)",
     )
 
 

@@ -46,6 +46,10 @@ DEFAULT_MODELS: dict[str, str] = {
     "openai": "text-embedding-3-small",
 }
 
+# Context of each embedder's default model, in tokens (EMBED_CONTEXT_TOKENS overrides).
+LOCAL_CONTEXT_TOKENS = 256  # all-MiniLM-L6-v2 (common/embedders/tokenizer.MAX_MODEL_TOKENS)
+DEFAULT_CONTEXT_TOKENS: dict[str, int] = {"ollama": 2048, "openai": 8191}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
@@ -171,6 +175,97 @@ class Settings(BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
 
+    # Chunking (issue 14): an event's text is embedded as chunks of CHUNK_TOKENS tokens
+    # (special tokens included), neighbours overlapping by CHUNK_OVERLAP_TOKENS; a text that
+    # fits is one chunk. 256 is all the local model reads, so no event that fitted before is
+    # split now; the overlap (1/8) keeps a sentence cut at a chunk's end whole in the next.
+    chunk_tokens: int = Field(
+        256, ge=16, le=100_000, description="tokens per chunk (within the model's context)"
+    )
+    chunk_overlap_tokens: int = Field(32, ge=0, description="tokens shared by neighbour chunks")
+    # The server model's context (ollama, openai): no input over it is ever sent. Unset: 256
+    # for the local model, 2048 for ollama (its default num_ctx), 8191 for OpenAI's models.
+    embed_context_tokens: int | None = Field(None, ge=16, le=1_000_000)
+    # Characters standing for a token where the worker has no tokenizer (ollama, openai):
+    # docstrings (prose and code) average 3.2 characters a word piece of the local model's
+    # tokenizer, English prose more. At the defaults a chunk is 768 characters, which no
+    # WordPiece or BPE tokenizer turns into more than a 2048-token context.
+    embed_chars_per_token: float = Field(3.0, ge=1.0, le=10.0)
+    embed_batch_max_tokens: int = Field(
+        16_384, ge=1, description="tokens of chunks in one embedder call (a longer chunk alone)"
+    )
+    # Hardening (issue 12): authentication before the body, failure limits, the HTTP
+    # server's own limits (gateway/server.py), JWT bearer tokens (gateway/jwt_auth.py).
+    auth_failure_limit: str = Field(
+        "30/minute", description="failed authentications per client address, then 429"
+    )
+    auth_negative_cache_ttl_s: float = Field(
+        10.0, ge=0, le=3600, description="how long an unknown key is refused without a query"
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, description="request line and headers; over: 431"
+    )
+    http_max_headers: int = Field(100, ge=8, le=10_000, description="header fields; over: 431")
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="a request's head must arrive within this; else 408"
+    )
+    http_body_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="longest pause while a request body arrives; else 408"
+    )
+    jwt_jwks_url: str | None = Field(None, description="JWKS of the identity provider (RS/ES)")
+    jwt_hs256_secret: SecretStr | None = Field(None, description="shared HS256 secret")
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="accepted with JWT_JWKS_URL"
+    )
+    jwt_leeway_s: float = Field(30.0, ge=0, le=300, description="clock skew allowed on exp/nbf")
+    jwt_tenant_claim: str = Field("tenant", description="claim (dotted path) naming the tenant")
+    jwt_scope_claim: str = Field("scope", description="space-separated string or list")
+    jwt_scope_prefix: str = Field("", description='e.g. "eventsearch:" for eventsearch:search')
+    jwt_jwks_cache_s: float = Field(300.0, gt=0, description="JWKS refreshed after this")
+    jwt_jwks_min_refresh_s: float = Field(
+        10.0, ge=0, description="least time between fetches (unknown kid, fetch failure)"
+    )
+    jwt_jwks_timeout_s: float = Field(5.0, gt=0, le=60)
+
+    @field_validator("auth_failure_limit")
+    @classmethod
+    def _failure_limit(cls, value: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError("must look like 30/minute") from None
+        return value
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _algorithms(cls, value: object) -> object:
+        names = value
+        if isinstance(value, str):
+            names = [v.strip() for v in value.split(",") if v.strip()]
+        allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+        if isinstance(names, list) and (not names or not set(names) <= allowed):
+            # HS* with a JWKS would let a public key serve as an HMAC secret; none is no check.
+            raise ValueError(f"must be among {', '.join(sorted(allowed))}")
+        return names
+
+    @model_validator(mode="after")
+    def _jwt_complete(self) -> Settings:
+        if self.jwt_jwks_url and not (self.jwt_issuer and self.jwt_audience):
+            # Without both, any token the provider issues for any other application would do.
+            raise ValueError("JWT_JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE")
+        secret = self.jwt_hs256_secret
+        if secret is not None and len(secret.get_secret_value().encode()) < 32:
+            raise ValueError("JWT_HS256_SECRET must be at least 32 bytes (RFC 7518, 3.2)")
+        return self
+
+    @property
+    def jwt_enabled(self) -> bool:
+        return bool(self.jwt_jwks_url or self.jwt_hs256_secret)
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -225,6 +320,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _flower_login_fits_basic_auth(self) -> Settings:
+        # Flower reads FLOWER_BASIC_AUTH as comma-separated user:password pairs (the Procfile
+        # and compose build it from these two): a comma would make two logins of one.
+        password = self.flower_password.get_secret_value() if self.flower_password else ""
+        if "," in password or "," in self.flower_user or ":" in self.flower_user:
+            raise ValueError("FLOWER_USER may not hold ',' or ':', nor FLOWER_PASSWORD ','")
+        return self
+
+    @model_validator(mode="after")
     def _reliability_order(self) -> Settings:
         # An unacked message is handed to another worker after the visibility timeout, and
         # the sweeper re-publishes a queued event after SWEEP_AFTER_S: both must wait longer
@@ -235,6 +339,19 @@ class Settings(BaseSettings):
         if self.sweep_after_s <= self.task_time_limit_s:
             raise ValueError("SWEEP_AFTER_S must exceed TASK_TIME_LIMIT_S")
         return self
+
+    @model_validator(mode="after")
+    def _chunk_overlap(self) -> Settings:
+        if self.chunk_overlap_tokens * 2 > self.chunk_tokens:
+            raise ValueError("CHUNK_OVERLAP_TOKENS must be at most half of CHUNK_TOKENS")
+        return self
+
+    @property
+    def context_tokens(self) -> int:
+        """The model's context in tokens: EMBED_CONTEXT_TOKENS, or the embedder's default."""
+        if self.embedder == "local":
+            return min(self.embed_context_tokens or LOCAL_CONTEXT_TOKENS, LOCAL_CONTEXT_TOKENS)
+        return self.embed_context_tokens or DEFAULT_CONTEXT_TOKENS[self.embedder]
 
     @property
     def model_name(self) -> str:

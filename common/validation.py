@@ -1,10 +1,15 @@
 """Field types that keep what PostgreSQL (and our JSON tooling) cannot store out of the API.
 
 - NUL characters: PostgreSQL refuses U+0000 in ``text`` and ``jsonb``; without this check
-  a ``"\\u0000"`` in a request is a database error (a 500) instead of a 422.
+  a ``"\\u0000"`` in a request is a database error (a 500) instead of a 422. Lone
+  surrogates likewise (they are not UTF-8).
 - Numbers: JSON allows ``1e400`` (parsed as infinity, which JSON cannot write back) and
   integers of any size (which orjson and many clients cannot hold); metadata numbers must
   be finite and fit in 64 bits.
+- Timestamps: any offset is taken, but the instant must lie in years 1..9999 in UTC,
+  which is what PostgreSQL stores and reads back: ``9999-12-31T23:59:59-14:00`` is year
+  10000 in UTC and ``0001-01-01T00:00:00+14:00`` is 1 BC, which psycopg (and Python)
+  cannot read, so accepting them broke every read of the tenant (issue 12, item 1).
 - Size: metadata is limited in encoded bytes (``MAX_METADATA_BYTES``) and nesting
   (``MAX_METADATA_DEPTH``); event text in characters (``MAX_TEXT_CHARS``).
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
@@ -25,9 +31,41 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def no_nul(value: str) -> str:
+    """Refuse what PostgreSQL cannot store in text: NUL, and lone surrogates (JSON's
+    ``"\\ud800"`` parses to one; it is not UTF-8, so the insert would fail)."""
     if "\x00" in value:
         raise ValueError("must not contain NUL (\\u0000) characters")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must not contain lone surrogates (\\ud800-\\udfff)") from None
     return value
+
+
+def nested_deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON ``text`` nests objects and lists deeper than ``limit``, found by a scan
+    rather than by parsing: ``json.loads`` recurses once a level and raises RecursionError
+    around a thousand (a 500 before issue 12). Brackets inside strings do not count."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def text_within_limit(value: str) -> str:
@@ -102,12 +140,58 @@ def load_stored_json(text: str | bytes) -> Any:
     return json.loads(text, parse_int=_int_or_float)
 
 
+def _exponent_float(node: Any) -> bool:
+    """A float that Python writes with an exponent and no fraction (``1e+16``): every
+    float from 1e16 up is whole, and PostgreSQL keeps such a number as the integer
+    ``10000000000000000``, which reads back as an int."""
+    return isinstance(node, float) and node.is_integer() and "e" in repr(node)
+
+
+def _holds_exponent_float(node: Any) -> bool:
+    if isinstance(node, dict):
+        return any(_holds_exponent_float(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_holds_exponent_float(v) for v in node)
+    return _exponent_float(node)
+
+
+def _encode(node: Any) -> str:
+    if isinstance(node, dict):
+        return "{" + ",".join(json.dumps(k) + ":" + _encode(v) for k, v in node.items()) + "}"
+    if isinstance(node, list):
+        return "[" + ",".join(_encode(v) for v in node) + "]"
+    if _exponent_float(node):
+        return f"{int(node)}.0"  # exact: a whole float is an integer, and ".0" keeps it a float
+    return json.dumps(node)
+
+
+def dump_stored_json(value: Any) -> str:
+    """JSON for a jsonb column such that every float reads back as a float: a whole float
+    written with an exponent is written as ``10000000000000000.0`` instead, which
+    PostgreSQL's numeric keeps with its fraction (``1e16`` would come back as the int
+    ``10000000000000000``). Anything else is ``json.dumps``, SQLAlchemy's default."""
+    return _encode(value) if _holds_exponent_float(value) else json.dumps(value)
+
+
 def rfc3339_only(value: Any) -> Any:
     """Timestamps are RFC 3339 strings, as the OpenAPI document says; pydantic would also
     take a number as Unix time, so that ``"occurred_at": 1e-247`` meant 1970."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-11-01T09:00:00Z")
     return value
+
+
+TIMESTAMP_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
+
+def utc_in_range(value: datetime) -> datetime:
+    """The instant in UTC, refused when that falls outside years 1..9999 (see above)."""
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(
+            f"must lie within {TIMESTAMP_RANGE} once converted to UTC; {value.isoformat()} does not"
+        ) from None
 
 
 Name = Annotated[
@@ -124,4 +208,4 @@ TopK = Annotated[
     Field(ge=1, description="results wanted, at most SEARCH_MAX_TOP_K (100 by default)"),
     AfterValidator(top_k_within_limit),
 ]
-Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only)]
+Timestamp = Annotated[AwareDatetime, BeforeValidator(rfc3339_only), AfterValidator(utc_in_range)]

@@ -36,6 +36,7 @@ from eventsearch.models import (
     BatchResult,
     Event,
     ItemError,
+    Passage,
     SearchHit,
     SearchResults,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "IdempotencyKeyReused",
     "ItemError",
     "NotFound",
+    "Passage",
     "RateLimited",
     "RequestTimeout",
     "RetryEvent",

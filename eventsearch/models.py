@@ -148,8 +148,24 @@ class Event:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """The part of a hit's text that matched: ``hit.text[start:end] == text``."""
+
+    text: str
+    start: int
+    end: int
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any] | None) -> Passage | None:
+        if not body:
+            return None
+        return cls(text=str(body["text"]), start=int(body["start"]), end=int(body["end"]))
+
+
+@dataclass(frozen=True)
 class SearchHit:
-    """One search result; ``score`` is higher for closer matches."""
+    """One search result; ``score`` is higher for closer matches, ``passage`` the part of
+    ``text`` that matched (the best chunk of a long event; None from an older server)."""
 
     id: str
     score: float
@@ -158,6 +174,7 @@ class SearchHit:
     type: str
     metadata: dict[str, Any]
     occurred_at: datetime | None
+    passage: Passage | None = None
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> SearchHit:
@@ -169,6 +186,7 @@ class SearchHit:
             type=body.get("type", ""),
             metadata=dict(body.get("metadata") or {}),
             occurred_at=_time(body.get("occurred_at")),
+            passage=Passage.parse(body.get("passage")),
         )
 
 

@@ -1,4 +1,4 @@
-"""The gateway's app factory; ``uvicorn gateway.app:app`` serves it."""
+"""The gateway's app factory; ``python -m gateway.server`` serves it (uvicorn with limits)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
 from gateway import (
     batch,
+    console,
     dead_letters,
     deletion,
     errors,
@@ -29,7 +30,9 @@ from gateway import (
     search,
     stats,
 )
+from gateway.auth_middleware import Authentication
 from gateway.inputs import InputLimits
+from gateway.jwt_auth import JwtVerifier
 from gateway.observability import RequestObserver
 from gateway.ratelimit import RateLimiter, RateLimitHeaders
 
@@ -51,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         await app.state.redis.aclose()
         await app.state.rate_limiter.close()
+        await app.state.jwt_verifier.close()
         app.state.embedder.close()
         await async_engine().dispose()
 
@@ -68,15 +72,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/docs" if settings.docs_enabled else None,
         redoc_url="/redoc" if settings.docs_enabled else None,
         openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # A trailing slash is 404 in the error shape: Starlette's 307 built its Location
+        # from the Host header (an open redirect behind a proxy that passes Host on), and
+        # a redirected POST is one more round trip for nothing (issue 12, item 9).
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings)
+    app.state.jwt_verifier = JwtVerifier(settings)
     # Middleware, innermost first (each add wraps the previous): the rate-limit headers are
     # added to whatever answer the app gives; input limits run before
-    # any parsing; CORS answers preflights; the observer logs and counts every answer,
+    # any parsing; authentication (and the caller's rate limit) before those, from the
+    # headers alone, so nothing of an unauthenticated body is read or reported on; CORS
+    # answers preflights; the observer logs and counts every answer,
     # including those two's; the request id is set outermost so every line carries it.
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(InputLimits, settings=settings)
+    app.add_middleware(
+        Authentication,
+        settings=settings,
+        limiter=app.state.rate_limiter,
+        verifier=app.state.jwt_verifier,
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -106,6 +123,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(stats.router)
     app.include_router(health.router)
     app.include_router(observability.router)
+    app.include_router(console.router)
     return app
 
 

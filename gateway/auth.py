@@ -1,21 +1,21 @@
-"""API-key authentication and scopes.
+"""API keys, scopes and the endpoint dependencies.
 
-``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Missing or unknown key: 401;
-a key without the endpoint's scope: 403. A found key is cached in-process for
-``AUTH_CACHE_TTL_S`` seconds so the hot path does not query the database per request;
-revocation therefore takes effect within that time, and ``last_used_at`` is refreshed
-at most once per TTL per process.
+``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` (or a JWT: gateway/jwt_auth.py).
+Authentication happens in gateway.auth_middleware, from the headers alone, before any body is
+read; it leaves the :class:`Principal` in the ASGI scope, and the dependencies here only read
+it and check the endpoint's scope. Missing or unknown key: 401; a key without the endpoint's
+scope: 403.
 
-Every authenticated request then counts against the key's rate limit (gateway/ratelimit.py):
-doing it here covers every ``/api/v1`` endpoint, present and future, in one place.
+A found key is cached in-process for ``AUTH_CACHE_TTL_S`` seconds so the hot path does not
+query the database per request; revocation therefore takes effect within that time, and
+``last_used_at`` is refreshed at most once per TTL per process. An unknown key is remembered
+for ``AUTH_NEGATIVE_CACHE_TTL_S`` (a key is 256 random bits and shown once at creation, so no
+real key is ever presented before it exists), so repeating a wrong key costs no query.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated
 
 from cachetools import TTLCache
@@ -26,20 +26,10 @@ from common.apikeys import hash_key
 from common.db import async_sessions
 from common.errors import AppError
 from common.models import ApiKey
-from common.settings import get_settings
-from gateway.ratelimit import RateLimiter, bucket_for
+from common.settings import Settings
+from gateway.principal import Principal, principal_of
 
-
-@dataclass(frozen=True)
-class Principal:
-    key_id: uuid.UUID
-    tenant: str
-    scopes: frozenset[str]
-
-
-@lru_cache
-def _cache() -> TTLCache[str, Principal]:
-    return TTLCache(maxsize=10_000, ttl=get_settings().auth_cache_ttl_s)
+__all__ = ["AdminKey", "IngestKey", "Principal", "SearchKey", "authenticate", "require"]
 
 
 class Unauthorized(AppError):
@@ -54,14 +44,52 @@ class Forbidden(AppError):
     status_code = 403
     code = "insufficient_scope"
 
+    def __init__(self, message: str, scope: str | None = None) -> None:
+        challenge = 'Bearer realm="eventsearch", error="insufficient_scope"'
+        if scope:
+            challenge += f', scope="{scope}"'
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
 
-def presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+
+def presented_token(headers: dict[str, str]) -> tuple[str | None, bool]:
+    """The credential in lower-cased ``headers`` and whether it came as a Bearer token."""
+    header = headers.get("authorization")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():
-            return value.strip()
-    return request.headers.get("x-api-key") or None
+            return value.strip(), True
+    return headers.get("x-api-key") or None, False
+
+
+class KeyStore:
+    """API keys by their sha256, with a positive and a negative in-process cache."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.known: TTLCache[str, Principal] = TTLCache(
+            maxsize=10_000, ttl=settings.auth_cache_ttl_s
+        )
+        self.negative_ttl = settings.auth_negative_cache_ttl_s
+        self.unknown: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=self.negative_ttl or 1)
+
+    @staticmethod
+    def digest(key: str) -> str:
+        return hash_key(key)
+
+    def cached(self, digest: str) -> Principal | None:
+        return self.known.get(digest)
+
+    def known_unknown(self, digest: str) -> bool:
+        return self.negative_ttl > 0 and digest in self.unknown
+
+    async def lookup(self, digest: str) -> Principal | None:
+        """The key's principal from the database (cached either way)."""
+        principal = await _lookup(digest)
+        if principal is None:
+            if self.negative_ttl > 0:
+                self.unknown[digest] = True
+        else:
+            self.known[digest] = principal
+        return principal
 
 
 async def _lookup(digest: str) -> Principal | None:
@@ -83,32 +111,20 @@ async def _lookup(digest: str) -> Principal | None:
 
 
 async def authenticate(request: Request) -> Principal:
-    """The caller's key, checked and counted against its rate limit (401 or 429 otherwise)."""
-    key = presented_key(request)
-    if not key:
+    """The caller, as gateway.auth_middleware authenticated (and rate-limited) it."""
+    principal = principal_of(request.scope)
+    if principal is None:  # only outside /api/, where the middleware does not look
         raise Unauthorized("an API key is required (Authorization: Bearer <key> or X-API-Key)")
-    digest = hash_key(key)
-    principal = _cache().get(digest)
-    if principal is None:
-        principal = await _lookup(digest)
-        if principal is None:
-            raise Unauthorized("the API key is unknown or revoked")
-        _cache()[digest] = principal
-    request.state.principal = principal
-    limiter: RateLimiter = request.app.state.rate_limiter
-    bucket = bucket_for(request.method, request.url.path)
-    # Sent by gateway.ratelimit.RateLimitHeaders on whatever answer follows (handlers that
-    # return a Response themselves, such as an idempotent replay, bypass dependency headers).
-    request.state.rate_limit_headers = await limiter.check(bucket, str(principal.key_id))
     return principal
 
 
 def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
-    """A dependency that lets through keys holding ``scope``."""
+    """A dependency that lets through callers holding ``scope``."""
 
     async def check(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         if scope not in principal.scopes:
-            raise Forbidden(f"this API key lacks the '{scope}' scope")
+            what = "API key" if principal.via == "api_key" else "token"
+            raise Forbidden(f"this {what} lacks the '{scope}' scope", scope)
         return principal
 
     return check

@@ -16,11 +16,12 @@ from pydantic import ValidationError
 
 from common import metrics
 from common.errors import AppError
+from common.lifecycle.handoff import hand_off_async
 from common.schemas import BatchIn, BatchItemResult, BatchResult, EventIn, ItemError
 from gateway.auth import IngestKey
 from gateway.deps import SessionDep, SettingsDep
 from gateway.idempotency import check_idempotency_key, fingerprint
-from gateway.ingest import NewEvent, hand_off, record_events
+from gateway.ingest import NewEvent, record_events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
@@ -30,8 +31,16 @@ def _rejected(index: int, key: str | None, error: ItemError) -> BatchItemResult:
 
 
 def _key_of(raw: Any) -> str | None:
+    """A rejected item's key, to echo: null when it is not a string or not UTF-8 (a lone
+    surrogate cannot be written in the answer)."""
     key = raw.get("idempotency_key") if isinstance(raw, dict) else None
-    return key if isinstance(key, str) else None
+    if not isinstance(key, str):
+        return None
+    try:
+        key.encode()
+    except UnicodeEncodeError:
+        return None
+    return key
 
 
 def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
@@ -133,7 +142,7 @@ async def ingest_batch(
             else first.model_copy(update={"index": index})
         )
     await session.commit()
-    await hand_off(session, fresh, correlation_id.get())
+    await hand_off_async(session, fresh, correlation_id.get(), "withdraw")
     final = [r for r in results if r is not None]
     answer = BatchResult(
         accepted=sum(r.status == "accepted" for r in final),

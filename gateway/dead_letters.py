@@ -2,15 +2,14 @@
 one, replay all. Replaying puts the event back to ``queued`` with its attempts reset, marks
 the letter replayed (kept as history) and publishes the event again.
 
-The database change is committed before publishing; if publishing fails the answer is still
-202, because the event is durably queued and the sweeper publishes it within
-``SWEEP_AFTER_S`` (answering 503 would invite a retry that finds no dead letter to replay).
+The database change is committed before publishing (``common.lifecycle.handoff``,
+``if_down="requeue"``); if publishing fails the answer is still 202, because the event is
+durably queued and due now: the sweeper publishes it at its next round (answering 503 would
+invite a retry that finds no dead letter to replay).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -18,19 +17,18 @@ from typing import Annotated
 from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import and_, select, text, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.dead_letters import MARK_REPLAYED, REQUEUE_EVENTS
 from common.errors import NotFound
+from common.lifecycle import transitions
+from common.lifecycle.handoff import hand_off_async
 from common.models import DeadLetter, Event
-from common.queue import enqueue_embed
 from common.settings import get_settings
 from gateway.auth import AdminKey
 from gateway.cursors import decode_cursor, encode_cursor
 from gateway.deps import SessionDep
 
-log = logging.getLogger("eventsearch.gateway")
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
 
@@ -120,36 +118,14 @@ async def list_dead_letters(
 
 async def replay(session: AsyncSession, tenant: str, letter_id: uuid.UUID | None) -> Replayed:
     """Replay one letter (``letter_id``) or all of the tenant's; commits, then publishes."""
-    match = and_(DeadLetter.tenant == tenant, DeadLetter.replayed_at.is_(None))
-    if letter_id is not None:
-        match = and_(match, DeadLetter.id == letter_id)
-    letters = (
-        await session.execute(
-            select(DeadLetter.id, DeadLetter.event_id)
-            .where(match)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    if letter_id is not None and not letters:
+    done = await session.run_sync(
+        transitions.replay, tenant, letter_id, get_settings().sweep_after_s
+    )
+    if letter_id is not None and not done.letters:
         raise NotFound(f"no dead letter {letter_id}")
-    event_ids = [row.event_id for row in letters]
-    if letters:
-        await session.execute(
-            text(MARK_REPLAYED),
-            {"ids": [row.id for row in letters]},
-        )
-        queued = await session.execute(
-            text(REQUEUE_EVENTS), {"ids": event_ids, "after": get_settings().sweep_after_s}
-        )
-        event_ids = [row.id for row in queued]
+    event_ids = done.event_ids
     await session.commit()
-    if event_ids:
-        try:
-            await asyncio.to_thread(
-                enqueue_embed, [str(i) for i in event_ids], correlation_id.get()
-            )
-        except Exception as error:  # the sweeper publishes them (see the module docstring)
-            log.warning("replayed events not published now, the sweeper will: %r", error)
+    await hand_off_async(session, [str(i) for i in event_ids], correlation_id.get(), "requeue")
     return Replayed(replayed=len(event_ids), event_ids=event_ids)
 
 

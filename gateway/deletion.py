@@ -1,8 +1,9 @@
-"""``DELETE /api/v1/events/{id}`` (scope ``ingest``): 204, and the vector leaves search.
+"""``DELETE /api/v1/events/{id}`` (scope ``ingest``): 204, and the event's content is erased.
 
-The row stays with status ``deleted`` and no vector or text, so that a later status read
-says ``deleted``, its idempotency key still answers as the first response did, and a task
-for it that runs later (a redelivered message) finds nothing queued and writes nothing.
+The row stays as a tombstone (``transitions.delete`` says what it keeps: id, status
+``deleted``, times, the idempotency key), so that a later status read says ``deleted``, its
+idempotency key still answers as the first response did, and a task for it that runs later
+(a redelivered message) finds nothing queued and writes nothing.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, Response
-from sqlalchemy import text
 
 from common.errors import NotFound
+from common.lifecycle import transitions
 from gateway.auth import IngestKey
 from gateway.deps import SessionDep
 
@@ -28,17 +29,7 @@ async def delete_event(event_id: str, session: SessionDep, caller: IngestKey) ->
         uid = uuid.UUID(event_id)
     except ValueError:
         raise NotFound(f"no event {event_id!r}") from None
-    deleted = await session.execute(
-        text(
-            "UPDATE events SET status = 'deleted', embedding = NULL, text = '', error = NULL,"
-            " due_at = NULL, updated_at = now() WHERE id = :id AND tenant = :tenant RETURNING id"
-        ),
-        {"id": uid, "tenant": caller.tenant},
-    )
-    if deleted.first() is None:
+    outcome = await session.run_sync(transitions.delete, caller.tenant, uid)
+    if outcome == "not_found":
         raise NotFound(f"no event {event_id!r}")
-    # An open dead letter of a deleted event has nothing left to replay.
-    await session.execute(
-        text("DELETE FROM dead_letters WHERE event_id = :id AND replayed_at IS NULL"), {"id": uid}
-    )
     return Response(status_code=204)

@@ -15,8 +15,11 @@ from common.settings import Settings, get_settings
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
-    """One session per request; it commits when the handler returns and rolls back on error.
-    Services never commit themselves."""
+    """One session per request. It commits when the handler returns, before the response is
+    sent (``scope="function"`` below: a client that reads right after its answer sees what
+    the request wrote), and rolls back on error. Services never commit; the handlers that
+    publish after commit (ingest, dead-letter replay) commit explicitly before the hand-off
+    (common/lifecycle/handoff.py), then this commit has nothing left to do."""
     async with async_sessions()() as session:
         try:
             yield session
@@ -36,7 +39,7 @@ def get_embedder(request: Request) -> Embedder:
     return embedder
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -111,10 +111,27 @@ async def dependency_down(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def invalid_value(_: Request, exc: Exception) -> JSONResponse:
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def is_write_refusal(exc: sa_exc.DataError) -> bool:
+    """A value refused while writing (an INSERT, UPDATE or DELETE): the request's. On a
+    read it is ours: a value that was stored but cannot be loaded (psycopg's loaders raise
+    DataError, e.g. for a year 10000), or a parameter the schemas should have refused."""
+    return (exc.statement or "").lstrip().upper().startswith(WRITES)
+
+
+async def invalid_value(request: Request, exc: Exception) -> JSONResponse:
     """PostgreSQL refused a value the schemas let through (a NUL byte, a number out of
-    range, malformed text): the request is at fault, so 422 rather than 500. The schemas
-    are meant to catch these first; this is the net under them."""
+    range, malformed text) on a write: the request is at fault, so 422 rather than 500.
+    The schemas are meant to catch these first; this is the net under them.
+
+    A read that fails on a value is never the client's fault (issue 12: a stored year
+    10000 made every read of its tenant a 422 blaming the request): logged with its
+    traceback and answered 500 like any other fault of ours."""
+    assert isinstance(exc, sa_exc.DataError)
+    if not is_write_refusal(exc):
+        return await unexpected_error(request, exc)
     log.warning("database refused a value: %s", exc)
     return error_response(422, "invalid_value", "a value in the request cannot be stored")
 

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import select, tuple_
 
 from common.errors import NotFound
+from common.lifecycle.handoff import hand_off_async
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut, EventPage
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
@@ -21,11 +22,11 @@ from gateway.event_filters import SHOWN, Source, Status, matching
 from gateway.idempotency import (
     IdempotencyRecord,
     Stored,
-    check_idempotency_key,
     fingerprint,
+    key_from_header,
     record_for,
 )
-from gateway.ingest import NewEvent, answer_bytes, hand_off, record_events
+from gateway.ingest import NewEvent, answer_bytes, record_events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 log = logging.getLogger("eventsearch.gateway")
@@ -57,7 +58,7 @@ async def ingest_event(
     The same key with the same body replays the first answer byte for byte
     (``Idempotent-Replayed: true``); with another body it is 422 ``idempotency_key_reused``;
     while the first request still runs, 409 ``idempotency_key_in_progress``."""
-    key = check_idempotency_key(
+    key = key_from_header(
         idempotency_key if idempotency_key is not None else x_idempotency_key,
         settings.idempotency_required,
     )
@@ -82,7 +83,7 @@ async def ingest_event(
         accepted, replayed = result
         if not replayed:
             await session.commit()
-            await hand_off(session, [str(accepted.id)], correlation_id.get())
+            await hand_off_async(session, [str(accepted.id)], correlation_id.get(), "withdraw")
     except BaseException:
         if record is not None:
             await _forget(record)

@@ -28,8 +28,16 @@ from common.errors import AppError
 MAX_KEY_LENGTH = 255
 
 
+def _unfit(char: str) -> bool:
+    """C0 and C1 control characters, DEL, the line and paragraph separators (control
+    characters in all but name: they break lines in logs and JavaScript), and lone
+    surrogates (not UTF-8, so neither storable nor echoable)."""
+    code = ord(char)
+    return code < 32 or 127 <= code <= 159 or code in (0x2028, 0x2029) or 0xD800 <= code <= 0xDFFF
+
+
 def check_idempotency_key(key: str | None, required: bool) -> str | None:
-    """Validate the header value (at most 255 characters, no control characters)."""
+    """Validate a key (at most 255 characters, none of them :func:`_unfit`)."""
     if key is None or key == "":
         if required:
             raise AppError(
@@ -37,12 +45,56 @@ def check_idempotency_key(key: str | None, required: bool) -> str | None:
                 code="idempotency_key_missing",
             )
         return None
-    if len(key) > MAX_KEY_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in key):
+    if len(key) > MAX_KEY_LENGTH or any(_unfit(c) for c in key):
         raise AppError(
             f"Idempotency-Key must be 1-{MAX_KEY_LENGTH} characters without control characters",
             code="idempotency_key_invalid",
         )
     return key
+
+
+def _invalid_header(why: str) -> AppError:
+    return AppError(f"Idempotency-Key {why}", code="idempotency_key_invalid")
+
+
+def parse_sf_string(value: str) -> str:
+    """The string an RFC 8941 sf-string stands for: ``"..."`` of printable ASCII, with
+    ``\\"`` and ``\\\\`` the only escapes (section 4.2.5). Parameters after it
+    (``"k";p=1``) are refused rather than silently dropped: the draft defines none."""
+    text = value.strip(" ")
+    if not text.startswith('"'):
+        raise _invalid_header("as a quoted string must start with a double quote")
+    chars: list[str] = []
+    index = 1
+    while index < len(text):
+        char = text[index]
+        if char == "\\":
+            index += 1
+            if index == len(text) or text[index] not in '"\\':
+                raise _invalid_header('as a quoted string may escape only \\" and \\\\')
+            chars.append(text[index])
+        elif char == '"':
+            if text[index + 1 :]:
+                raise _invalid_header("must be one quoted string, without parameters")
+            if not chars:
+                raise _invalid_header("must not be an empty string")
+            return "".join(chars)
+        elif not " " <= char <= "~":
+            raise _invalid_header("as a quoted string holds printable ASCII only")
+        else:
+            chars.append(char)
+        index += 1
+    raise _invalid_header("has an opening quote without a closing one")
+
+
+def key_from_header(value: str | None, required: bool) -> str | None:
+    """The key an ``Idempotency-Key`` header carries, validated. The IETF draft makes the
+    header an RFC 8941 sf-string (``Idempotency-Key: "8e03978e"``); most clients send the
+    bare value (``8e03978e``). Both are the same key: a value that starts with a double
+    quote is read as an sf-string, any other as the key itself."""
+    if value is not None and value.lstrip(" ").startswith('"'):
+        value = parse_sf_string(value)
+    return check_idempotency_key(value, required)
 
 
 def fingerprint(payload: Any) -> str:

@@ -1,27 +1,23 @@
-"""Recording events in PostgreSQL and handing them to the queue.
-
-Order of effects, chosen so that nothing is half-written: rows are committed first, then
-the messages are published; if publishing fails the rows are deleted again and the client
-gets 503 (its retry is then processed afresh). The unique constraint on
-(tenant, idempotency_key) is the last line against duplicates, whatever happens to Redis.
+"""Recording events in PostgreSQL (transition ``record``); the handlers then commit and hand
+them to the queue through ``common.lifecycle.handoff`` (``if_down="withdraw"``: if
+publishing fails the rows are withdrawn and the client gets 503, so its retry is processed
+afresh and nothing is half-written). The unique constraint on (tenant, idempotency_key) is
+the last line against duplicates, whatever happens to Redis.
 """
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import orjson
-from sqlalchemy import Table, delete, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import ServiceUnavailable
-from common.models import Event, EventStatus
-from common.queue import enqueue_embed
+from common.lifecycle import transitions
+from common.models import Event
 from common.schemas import EventAccepted, EventIn
 from gateway.idempotency import key_reused
 
@@ -52,7 +48,6 @@ def _row(tenant: str, item: NewEvent) -> dict[str, object]:
         "text": e.text,
         "metadata": e.metadata,
         "occurred_at": e.occurred_at,
-        "status": EventStatus.queued,
     }
 
 
@@ -66,16 +61,7 @@ async def record_events(
     if not items:
         return []
     rows = [_row(tenant, item) for item in items]
-    table = cast(Table, Event.__table__)
-    inserted = {
-        r.id: r
-        for r in await session.execute(
-            insert(table)
-            .values(rows)
-            .on_conflict_do_nothing(constraint="uq_events_tenant_key")
-            .returning(table.c.id, table.c.created_at)
-        )
-    }
+    inserted = await session.run_sync(transitions.record, rows)
     missing = [item.key for row, item in zip(rows, items, strict=True) if row["id"] not in inserted]
     known = {}
     if missing:
@@ -89,11 +75,10 @@ async def record_events(
         }
     results: list[tuple[EventAccepted, bool] | Exception] = []
     for row, item in zip(rows, items, strict=True):
-        new = inserted.get(row["id"])
-        if new is not None:
-            results.append(
-                (EventAccepted(id=new.id, status="queued", created_at=new.created_at), False)
-            )
+        created_at = inserted.get(cast(uuid.UUID, row["id"]))
+        if created_at is not None:
+            answer = EventAccepted(id=row["id"], status="queued", created_at=created_at)
+            results.append((answer, False))
             continue
         first = known[item.key]
         if first.fingerprint != item.fp:
@@ -102,18 +87,3 @@ async def record_events(
             answer = EventAccepted(id=first.id, status="queued", created_at=first.created_at)
             results.append((answer, True))
     return results
-
-
-async def hand_off(session: AsyncSession, event_ids: list[str], request_id: str | None) -> None:
-    """Publish embed messages for committed events; on failure delete them and raise 503."""
-    if not event_ids:
-        return
-    try:
-        await asyncio.to_thread(enqueue_embed, event_ids, request_id)
-    except Exception as error:
-        await session.execute(delete(Event).where(Event.id.in_([uuid.UUID(i) for i in event_ids])))
-        await session.commit()
-        raise ServiceUnavailable(
-            f"the queue is unavailable ({type(error).__name__}); nothing was recorded, retry later",
-            code="queue_unavailable",
-        ) from error

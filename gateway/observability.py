@@ -18,7 +18,7 @@ from redis import exceptions as redis_exc
 from redis.asyncio import Redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common import metrics, metrics_relay
+from common import metrics, metrics_relay, queue
 from common.logs import get_logger
 from common.queue import QUEUE_EMBED
 from common.settings import get_settings
@@ -28,10 +28,6 @@ UNMATCHED = "<unmatched>"
 INGEST_ROUTE = "/api/v1/events"
 STATIC_PATHS = frozenset({INGEST_ROUTE, f"{INGEST_ROUTE}/batch"})
 REJECTED = frozenset({400, 413, 415, 422})
-# kombu's Redis transport keeps one list per priority step; messages without a priority
-# (all of ours) go to the plain one, the others are counted in case someone sets one.
-QUEUE_KEYS = [QUEUE_EMBED, *(f"{QUEUE_EMBED}\x06\x16{p}" for p in (3, 6, 9))]
-UNACKED_KEY = "unacked"
 
 
 def route_of(scope: Scope) -> str:
@@ -109,15 +105,10 @@ async def queue_figures(redis: Redis) -> tuple[int, int] | None:
     """Messages waiting in the broker queue and taken but not acknowledged, in one round
     trip; ``None`` when Redis cannot be reached (logged)."""
     try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for key in QUEUE_KEYS:
-                pipe.llen(key)
-            pipe.hlen(UNACKED_KEY)
-            *depths, unacked = await pipe.execute()
+        return await queue.queue_figures(redis)
     except (redis_exc.ConnectionError, redis_exc.TimeoutError) as error:
         log.warning("queue figures unavailable", error=repr(error))
         return None
-    return sum(int(d) for d in depths), int(unacked)
 
 
 async def read_queue_depth(request: Request) -> None:

@@ -80,13 +80,14 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
 }
 ERRORS: dict[str, str] = {
     "400": "bad request: missing or invalid header, unparsable or non-JSON body",
-    "401": "missing, unknown or revoked API key",
-    "403": "the API key lacks the scope this endpoint needs",
+    "401": "missing, unknown or revoked API key, or an invalid JWT (`invalid_token`)",
+    "403": "the API key or token lacks the scope this endpoint needs",
     "404": "not found (another tenant's id answers the same)",
     "405": "method not allowed",
     "413": "request body over the size limit",
     "422": "validation failed; `details` lists the fields",
-    "429": "rate limit of the API key exceeded; see Retry-After and RateLimit-*",
+    "429": "rate limit of the API key exceeded (see Retry-After and RateLimit-*), or too"
+    " many failed authentications from the address (`too_many_auth_failures`)",
     "503": "a store is down; retry after Retry-After",
 }
 BODY_ERRORS = ("413",)
@@ -172,7 +173,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         if name in schemas and "examples" not in schemas[name]:
             schemas[name]["examples"] = [example]
     components["securitySchemes"] = {
-        "Bearer": {"type": "http", "scheme": "bearer"},
+        "Bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API key (es_...), or a JWT where JWT_JWKS_URL or "
+            "JWT_HS256_SECRET is set",
+        },
         "ApiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     }
     for path, item in schema.get("paths", {}).items():

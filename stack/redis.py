@@ -31,6 +31,9 @@ def redis_server_binary() -> str:
 class EmbeddedRedis:
     datadir: Path
     port: int
+    # In a session of its own, Ctrl-C in a terminal does not reach it: ``eventsearch up``
+    # stops it last, after the workers have given their messages back.
+    own_session: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -61,6 +64,7 @@ class EmbeddedRedis:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=self.own_session,
         )
         wait_until(self.answers, 30, "Redis")
 

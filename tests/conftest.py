@@ -87,6 +87,9 @@ def stack_env(
         "RATE_LIMIT_INGEST": "100000/minute",
         "RATE_LIMIT_READ": "100000/minute",
         "RATE_LIMIT_ADMIN": "100000/minute",
+        # Every test's wrong keys come from 127.0.0.1: the failure-limit tests run gateways
+        # of their own with small limits (tests/test_auth_limits.py).
+        "AUTH_FAILURE_LIMIT": "100000/minute",
         # Reliability timings scaled down so that retries and sweeps happen within a test.
         "TASK_TIME_LIMIT_S": "20",
         "SWEEP_AFTER_S": "30",

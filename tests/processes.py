@@ -77,7 +77,8 @@ class Gateway(Proc):
 
 def gateway(env: dict[str, str], logdir: Path, name: str = "gateway") -> Gateway:
     port = free_port()
-    args = [str(BIN / "uvicorn"), "gateway.app:app", "--host", "127.0.0.1", "--port", str(port)]
+    # What the Procfile and compose run: uvicorn with h11 and the server's limits.
+    args = [sys.executable, "-m", "gateway.server", "--host", "127.0.0.1", "--port", str(port)]
     return Gateway(name, args, env, logdir / f"{name}.log", port=port)
 
 

@@ -48,8 +48,10 @@ def row(db: Engine, event_id: str) -> dict[str, object]:
     with db.connect() as conn:
         found = conn.execute(
             text(
-                "SELECT status, attempts, error, embedded_at, embedding IS NOT NULL AS has_vector"
-                " FROM events WHERE id = :id"
+                "SELECT status, attempts, error, embedded_at,"
+                " EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = e.id) AS has_vector,"
+                " (SELECT count(*) FROM chunks c WHERE c.event_id = e.id) AS chunks"
+                " FROM events e WHERE id = :id"
             ),
             {"id": event_id},
         ).one()

@@ -3,7 +3,9 @@
 It is the one stand-in of the test suite (a live model cannot run in CI). Vectors are a
 deterministic bag of hashed words, normalised, so texts sharing words are close and a text
 is closest to itself. Tests steer it through :class:`Behaviour`: slow answers, 429/500/503
-(with ``Retry-After``), time-outs, NaN or wrong-sized vectors, and per-text poison markers.
+(with ``Retry-After``), time-outs, NaN or wrong-sized vectors, per-text poison markers, and
+a context limit enforced as Ollama enforces it with ``truncate: false`` (400, "the input
+length exceeds the context length").
 """
 
 from __future__ import annotations
@@ -20,10 +22,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+CONTEXT_ERROR = "the input length exceeds the context length"  # Ollama's words (truncate: false)
 NAN_MARK = "NAN!"  # an input containing this gets NaN values
 POISON_MARK = "POISON!"  # a batch containing this is refused with 400 (like an over-long input)
 CHAOS = ("429", "500", "hang", "slow")
 HOLD_MAX_S = 60.0  # a held call answers after this even if the test never opens the gate
+
+
+def stub_tokens(text: str) -> int:
+    """Tokens as the stub counts them against its context: words and punctuation marks (a
+    real tokenizer cuts finer; English runs about 6 characters to one of these)."""
+    return len(re.findall(r"\w+|[^\w\s]", text))
 
 
 def embed_text(text: str, dim: int) -> list[float]:
@@ -70,7 +79,14 @@ class Behaviour:
     # While set, watched calls wait (up to HOLD_MAX_S) until the test opens the gate: a test
     # can then act while a call is surely at the embedder, with no race against a delay.
     hold: bool = False
+    hold_from: int = 0  # the first this many watched calls are answered even while holding
     gate: threading.Event = field(default_factory=threading.Event)
+    # Ollama's context: an input over this many tokens (stub_tokens) is refused with 400, as
+    # Ollama does when told not to truncate; None: no limit.
+    context_tokens: int | None = None
+    refused_over_context: int = 0
+    max_input_tokens: int = 0  # the longest input received since the reset, in stub tokens
+    max_input_chars: int = 0
     inputs: int = 0
     batch_sizes: list[int] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)  # how often each text was embedded
@@ -84,10 +100,12 @@ class Behaviour:
             self.failure_rate, self.failures = 0.0, {}
             self.watch, self.watched_calls, self.watched_sizes = None, 0, []
             self.max_watched_in_flight = 0
-            self.hold = False
+            self.hold, self.hold_from = False, 0
             self.gate.set()
             self.gate = threading.Event()
             self.calls = self.inputs = 0
+            self.context_tokens, self.refused_over_context = None, 0
+            self.max_input_tokens = self.max_input_chars = 0
             self.batch_sizes = []
             self.seen = Counter()
 
@@ -139,6 +157,11 @@ class _Handler(BaseHTTPRequestHandler):
             b.inputs += len(texts)
             b.seen.update(texts)
             b.batch_sizes.append(len(texts))
+            longest = max((stub_tokens(str(t)) for t in texts), default=0)
+            b.max_input_tokens = max(b.max_input_tokens, longest)
+            b.max_input_chars = max([b.max_input_chars, *(len(str(t)) for t in texts)])
+            over = b.context_tokens is not None and longest > b.context_tokens
+            b.refused_over_context += int(over)
             watched = b.watch is not None and any(b.watch in str(t) for t in texts)
             b.watched_calls += int(watched)
             if watched:
@@ -155,10 +178,13 @@ class _Handler(BaseHTTPRequestHandler):
             b.in_flight += 1
             b.watched_in_flight += int(watched)
             b.max_watched_in_flight = max(b.max_watched_in_flight, b.watched_in_flight)
-            gate = b.gate if b.hold and watched else None
+            gate = b.gate if b.hold and watched and b.watched_calls > b.hold_from else None
         try:
             if gate is not None:
                 gate.wait(HOLD_MAX_S)
+            if over:
+                self._send(400, {"error": CONTEXT_ERROR})
+                return
             self._answer(request, texts, hang, fail, chaos)
         finally:
             with b.lock:

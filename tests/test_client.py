@@ -288,8 +288,9 @@ def test_get_search_and_wait_embedded_follow_the_event(
     words = f"kettle descaling guide {new_key()}"
     with Client(gateway.url, api_key) as es:
         sent = es.send(event_body(words))
-        assert es.get(sent.id).status in ("queued", "embedded")
+        assert (es.get(sent.id).id, es.get(sent.id).text) == (sent.id, words)
         event = es.wait_embedded(sent.id, timeout=60)
+        assert es.get(sent.id).status == "embedded"
         hits = es.search(words, top_k=3)
     assert event.status == "embedded" and event.model == "stub-embed" and event.embedded_at
     assert event.text == words and event.source == "jobboard"

@@ -68,19 +68,35 @@ def test_flower_waits_for_the_worker_started_not_healthy() -> None:
 def test_flower_user_comes_from_flower_user_everywhere() -> None:
     flower = _services()["flower"]
     assert flower["environment"]["FLOWER_USER"] == "${FLOWER_USER:-admin}"
-    command = " ".join(flower["command"])
-    assert "--basic-auth=$${FLOWER_USER}:$${FLOWER_PASSWORD}" in command
-    assert "admin:" not in command
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_USER:-admin}:")
     procfile = (ROOT / "Procfile").read_text()
-    assert "--basic-auth=${FLOWER_USER:-admin}:" in procfile
+    assert 'FLOWER_BASIC_AUTH="${FLOWER_USER:-admin}:' in procfile
     assert Settings.model_fields["flower_user"].default == "admin"
+
+
+def test_flower_password_is_never_on_a_command_line() -> None:
+    # Issue 12, item 6: `ps` shows argv to every local user; Flower reads FLOWER_BASIC_AUTH.
+    command = " ".join(_services()["flower"]["command"])
+    assert "PASSWORD" not in command and "basic-auth" not in command
+    flower = dict(
+        line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line
+    )["flower"]
+    words = flower.split('" ', 1)[1]  # what follows the FLOWER_BASIC_AUTH="..." assignment
+    assert "PASSWORD" not in words and "basic-auth" not in words
 
 
 def test_procfile_runs_gateway_worker_and_flower() -> None:
     lines = dict(
         line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if line.strip()
     )
-    assert "uvicorn gateway.app:app" in lines["gateway"]
+    assert "python -m gateway.server" in lines["gateway"]
     assert "celery -A workers.app worker" in lines["worker"]
     assert "celery -A workers.app flower" in lines["flower"]
-    assert "--basic-auth" in lines["flower"]
+    assert "FLOWER_BASIC_AUTH=" in lines["flower"]
+
+
+def test_compose_runs_the_guarded_server_on_loopback_only() -> None:
+    """gateway/server.py applies the header limits; a proxy in front faces the network."""
+    gateway = _services()["gateway"]
+    assert "exec python -m gateway.server " in " ".join(gateway["command"])
+    assert gateway["ports"] == ["127.0.0.1:8000:8000"]

@@ -9,11 +9,12 @@ import pytest
 
 from common.dimension import column_dimension
 from tests.conftest import DIM
+from tests.test_settings import STARTS
 
 
 def start(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", f"import {module}"],
+        [sys.executable, "-c", STARTS[module]],
         env=env,
         capture_output=True,
         text=True,

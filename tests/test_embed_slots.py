@@ -14,6 +14,7 @@ from redis import Redis
 from sqlalchemy.engine import Engine
 
 from common.embed_slots import EmbedSlots, SlotsBusy
+from common.queue import queue_depth
 from stack.ports import free_port
 from stack.redis import EmbeddedRedis
 from tests.conftest import wait_for
@@ -85,8 +86,14 @@ def test_workers_keep_to_the_cap(
     cap: str,
     most: int,
 ) -> None:
-    """Three pool children, three one-event batches, each call 1 s at the embedder: with a
-    cap of 1 they go one at a time, with 3 all at once (the stub sees how many overlap)."""
+    """Three pool children, three one-event batches: with a cap of 1 they go one at a time,
+    with 3 all at once (the stub sees how many overlap).
+
+    Deterministic on a loaded machine: the stub holds every call at its gate, and the test
+    waits (polling, generous deadline) until the cap is reached and the worker has taken
+    every message, then opens the gate; each call then takes 1 s, so a broken cap of 1
+    would show overlapping calls. (It sampled a 1 s window before, and under load saw 2 of
+    3 calls in flight.)"""
     env = {
         **stack_env,
         "REDIS_URL": own_redis.url,
@@ -97,12 +104,17 @@ def test_workers_keep_to_the_cap(
     }
     worker = start_worker(env, tmp_root, f"slots-{uuid.uuid4().hex[:6]}", concurrency=3)
     try:
-        stub.behaviour.watch, stub.behaviour.delay_s = uuid.uuid4().hex, 1.0
-        ids = insert_queued(db, [f"{stub.behaviour.watch} capped {i}" for i in range(3)])
+        behaviour = stub.behaviour
+        behaviour.watch, behaviour.delay_s, behaviour.hold = uuid.uuid4().hex, 1.0, True
+        ids = insert_queued(db, [f"{behaviour.watch} capped {i}" for i in range(3)])
         for event_id in ids:
             publish(env, [event_id])
-        wait_for(lambda: all(row(db, i)["status"] == "embedded" for i in ids), 60, "embedded")
-        assert stub.behaviour.max_watched_in_flight == most
+        broker = Redis.from_url(own_redis.url)
+        wait_for(lambda: behaviour.watched_in_flight == most, 120, f"{most} calls in flight")
+        wait_for(lambda: queue_depth(broker) == 0, 120, "every message taken by the worker")
+        behaviour.gate.set()
+        wait_for(lambda: all(row(db, i)["status"] == "embedded" for i in ids), 120, "embedded")
+        assert behaviour.max_watched_in_flight == most
         assert all(int(row(db, i)["attempts"]) == 1 for i in ids)  # waited, never refused
     finally:
         worker.stop()

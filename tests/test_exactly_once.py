@@ -24,7 +24,6 @@ def ingest(client: httpx.Client, text_: str | None = None) -> str:
 
 def run_batch_here(ids: list[str]) -> None:
     """The worker's batch code, run in this process against the same database and stub."""
-    import workers.app  # noqa: F401 (first, as a worker does: the task modules import it)
     from workers.embed import run_batch
 
     assert run_batch(ids) is None

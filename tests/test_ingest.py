@@ -8,7 +8,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
-from tests.conftest import event_body, event_count, new_key
+from tests.conftest import event_body, event_count, new_key, status_of, wait_for
+from tests.processes import Proc
 
 
 def post(
@@ -29,13 +30,14 @@ def test_post_event_is_202_with_location(client: httpx.Client, db: Engine) -> No
     assert event_count(db, "id = :id", id=body["id"]) == 1
 
 
-def test_status_of_a_posted_event(client: httpx.Client) -> None:
+def test_status_of_a_posted_event(client: httpx.Client, worker: Proc) -> None:
     created = post(client, event_body("status read", metadata={"k": [1, 2]})).json()
-    status = client.get(f"/api/v1/events/{created['id']}").json()
-    assert status["id"] == created["id"]
-    assert status["status"] in ("queued", "embedded")
-    assert status["metadata"] == {"k": [1, 2]}
-    assert {"attempts", "error", "model", "embedded_at"} <= status.keys()
+    wait_for(lambda: status_of(client, created["id"])["status"] == "embedded", what="embedded")
+    status = status_of(client, created["id"])
+    assert status["id"] == created["id"] and status["created_at"] == created["created_at"]
+    assert status["metadata"] == {"k": [1, 2]} and status["text"] == "status read"
+    assert (status["attempts"], status["error"], status["model"]) == (1, None, "stub-embed")
+    assert status["embedded_at"] is not None
 
 
 @pytest.mark.parametrize(

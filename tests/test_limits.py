@@ -103,7 +103,8 @@ def test_batch_endpoint_has_its_own_larger_limit(small: httpx.Client) -> None:
     response = small.post(
         "/api/v1/events/batch", content=between, headers={"Content-Type": "application/json"}
     )
-    assert response.status_code != 413, response.text
+    assert response.status_code == 200, response.text
+    assert response.json()["results"] == []  # an empty batch: nothing accepted, nothing refused
     over = b'{"events": [' + b" " * SMALL_BATCH_BODY + b"]}"
     response = small.post(
         "/api/v1/events/batch", content=over, headers={"Content-Type": "application/json"}
@@ -159,11 +160,30 @@ def test_json_with_charset_and_plus_json_are_accepted(client: httpx.Client) -> N
         "duplicate-key",
     ],
 )
-def test_malformed_body_is_4xx_not_500(client: httpx.Client, content: bytes) -> None:
+def test_malformed_body_is_4xx_not_500(
+    client: httpx.Client, content: bytes, request: pytest.FixtureRequest
+) -> None:
     response = raw_post(client, content)
-    assert 400 <= response.status_code < 500, response.text
+    status, code = MALFORMED_ANSWERS[request.node.callspec.id]
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code), response.text
     assert "Traceback" not in response.text
-    assert response.json()["error"]["code"]
+
+
+# What each malformed body answers: 422 when it parses as JSON (or fails as JSON syntax),
+# 400 when it is not even text the JSON parser can read.
+MALFORMED_ANSWERS = {
+    "empty": (422, "validation_error"),
+    "broken": (422, "invalid_json"),
+    "array": (422, "validation_error"),
+    "null": (422, "validation_error"),
+    "string": (422, "validation_error"),
+    "bad-utf8": (400, "bad_request"),
+    "bom-utf16": (400, "bad_request"),
+    "5000-digit-int": (400, "bad_request"),
+    "deep-nesting": (400, "bad_request"),
+    "trailing-data": (422, "invalid_json"),
+    "duplicate-key": (422, "validation_error"),
+}
 
 
 @pytest.mark.parametrize(
@@ -306,20 +326,26 @@ def test_batch_item_with_unstorable_values_is_rejected_alone(client: httpx.Clien
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "status", "code"),
     [
-        "/api/v1/export/events.ndjson?source=a%00b",
-        "/api/v1/export/events.csv?source=%00",
-        "/api/v1/events/%00",
-        "/api/v1/search?q=%FF%FE",
-        "/api/v1/search?q=x&top_k=1e400",
+        ("/api/v1/export/events.ndjson?source=a%00b", 400, "bad_request"),
+        ("/api/v1/export/events.csv?source=%00", 400, "bad_request"),
+        ("/api/v1/events/%00", 400, "bad_request"),
+        # Bytes that are not UTF-8 decode to replacement characters: a query like any other.
+        ("/api/v1/search?q=%FF%FE", 200, None),
+        ("/api/v1/search?q=x&top_k=1e400", 422, "validation_error"),
     ],
 )
-def test_bad_query_parameters_are_4xx_not_500(client: httpx.Client, url: str) -> None:
+def test_bad_query_parameters_are_4xx_not_500(
+    client: httpx.Client, url: str, status: int, code: str | None
+) -> None:
     response = client.get(url)
-    assert response.status_code < 500, response.text
-    if response.status_code >= 400:
-        assert response.json()["error"]["request_id"]
+    assert response.status_code == status, response.text
+    if code is None:  # a search answer, whatever it finds
+        assert set(response.json()) == {"results", "model", "mode", "took_ms"}
+    else:
+        error = response.json()["error"]
+        assert error["code"] == code and error["request_id"]
 
 
 def test_large_floats_in_metadata_survive_storage_and_export(client: httpx.Client) -> None:
@@ -340,3 +366,34 @@ def test_occurred_at_must_be_an_rfc3339_string(client: httpx.Client, value: obje
     body = event_body(occurred_at=value)
     error = assert_error(raw_post(client, json.dumps(body).encode()), 422)
     assert "occurred_at" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "status", "code"),
+    [
+        ({}, 401, "unauthorized"),
+        ({"X-API-Key": "es_wrong"}, 401, "unauthorized"),
+        (None, 413, "payload_too_large"),  # the session's valid key
+    ],
+    ids=["no-key", "wrong-key", "valid-key"],
+)
+def test_body_limits_apply_only_after_authentication(
+    small_gateway: processes.Gateway,
+    api_key: str,
+    headers: dict[str, str] | None,
+    status: int,
+    code: str,
+) -> None:
+    """The key is checked from the headers first (issue 12): an unknown caller learns
+    nothing about its body, not even that it is too large."""
+    body = json.dumps(event_body("x" * SMALL_BODY)).encode()
+    response = httpx.post(
+        f"{small_gateway.url}/api/v1/events",
+        content=body,
+        headers={
+            "Idempotency-Key": new_key(),
+            "Content-Type": "application/json",
+            **(headers if headers is not None else {"X-API-Key": api_key}),
+        },
+    )
+    assert_error(response, status, code)

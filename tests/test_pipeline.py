@@ -34,7 +34,7 @@ def test_posted_event_is_embedded_and_found_first(
     assert status["embedded_at"] and status["attempts"] == 1 and status["error"] is None
     with db.connect() as conn:
         dims = conn.execute(
-            text("SELECT vector_dims(embedding) FROM events WHERE id = :id"), {"id": event_id}
+            text("SELECT vector_dims(embedding) FROM chunks WHERE event_id = :id"), {"id": event_id}
         ).scalar_one()
     assert dims == 384
 

@@ -15,10 +15,10 @@ from sqlalchemy.engine import Engine
 
 from stack.redis import EmbeddedRedis
 from tests import processes
-from tests.conftest import make_key
+from tests.conftest import make_key, wait_for
 from tests.processes import BIN, Gateway
 from tests.searchdata import MODEL, store, stored_event
-from tests.stub_embedder import StubServer
+from tests.stub_embedder import POISON_MARK, StubServer
 
 NEW_MODEL = "stub-embed-v2"
 
@@ -93,3 +93,72 @@ def test_reembed_with_nothing_to_do_says_so(db: Engine, new_model_env: dict[str,
     )
     assert result.returncode == 0, result.stderr
     assert f"already from {NEW_MODEL}" in result.stdout
+
+
+def letters_of(db: Engine, ids: list[str]) -> dict[str, tuple[int, str | None]]:
+    """Per event: its open dead letters, and its error."""
+    with db.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT e.id::text, count(d.id), e.error FROM events e"
+                " LEFT JOIN dead_letters d ON d.event_id = e.id AND d.replayed_at IS NULL"
+                " WHERE e.id::text = ANY(:ids) GROUP BY e.id, e.error"
+            ),
+            {"ids": ids},
+        ).all()
+    return {r[0]: (int(r[1]), r[2]) for r in rows}
+
+
+def test_reembed_out_of_attempts_leaves_a_dead_letter_and_the_old_vector(
+    db: Engine, stub: StubServer, new_model_env: dict[str, str]
+) -> None:
+    tenant = f"reembed-fail-{uuid.uuid4().hex[:8]}"
+    mark = f"flaky{uuid.uuid4().hex[:8]}"
+    ids = store(db, [stored_event(tenant, f"{mark} quay {i}") for i in range(2)])
+    stub.behaviour.watch = mark
+    stub.behaviour.fail_times = 1000  # every call with these texts: 503, transient
+    result = subprocess.run(
+        [str(BIN / "eventsearch"), "reembed", "--tenant", tenant, "--no-wait"],
+        env=new_model_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: all(n == 1 for n, _ in letters_of(db, ids).values()), what="dead letters")
+    assert stub.behaviour.watched_calls == 5  # EMBED_MAX_ATTEMPTS, one call each
+    for count, error in letters_of(db, ids).values():
+        assert count == 1
+        assert error is not None and error.startswith("gave up after 5 attempts: ")
+    assert models_of(db, ids) == [MODEL, MODEL]  # the old vectors stay, and stay searchable
+    with db.connect() as conn:
+        kept = conn.execute(
+            text(
+                "SELECT count(*) FROM events e WHERE id::text = ANY(:ids) AND status = 'embedded'"
+                " AND EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = e.id)"
+            ),
+            {"ids": ids},
+        ).scalar_one()
+    assert kept == 2
+
+
+def test_reembed_refused_for_good_dead_letters_only_that_text(
+    db: Engine, stub: StubServer, new_model_env: dict[str, str]
+) -> None:
+    tenant = f"reembed-poison-{uuid.uuid4().hex[:8]}"
+    good, bad = store(
+        db,
+        [stored_event(tenant, "quay crane good"), stored_event(tenant, f"quay {POISON_MARK}")],
+    )
+    result = subprocess.run(
+        [str(BIN / "eventsearch"), "reembed", "--tenant", tenant, "--no-wait"],
+        env=new_model_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    wait_for(lambda: models_of(db, [good]) == [NEW_MODEL], what="the good text re-embedded")
+    wait_for(lambda: letters_of(db, [bad])[bad][0] == 1, what="the refused text's dead letter")
+    assert models_of(db, [bad]) == [MODEL]
+    assert letters_of(db, [good])[good] == (0, None)

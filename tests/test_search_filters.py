@@ -63,10 +63,11 @@ def test_filter_matching_one_percent_still_fills_top_k(
 def _hnsw_top(db: Engine, tenant: str, iterative: str) -> tuple[int, str]:
     """Rows found by the HNSW index alone for the 1% metadata filter, and the plan used."""
     sql = (
-        "WITH nearest AS MATERIALIZED (SELECT id, embedding <=> CAST(:q AS vector) AS d "
-        "FROM events WHERE tenant = :t AND status = 'embedded' AND model = :m "
-        'AND metadata @> \'{"k": "rare"}\' ORDER BY d LIMIT 10) '
-        "SELECT id FROM nearest ORDER BY d + 0"
+        "WITH nearest AS MATERIALIZED (SELECT c.event_id, c.embedding <=> CAST(:q AS vector)"
+        " AS d FROM chunks c JOIN events e ON e.id = c.event_id WHERE c.tenant = :t"
+        " AND c.model = :m AND e.status = 'embedded'"
+        ' AND e.metadata @> \'{"k": "rare"}\' ORDER BY d LIMIT 10) '
+        "SELECT event_id FROM nearest ORDER BY d + 0"
     )
     params = {"q": str(embed_text(QUERY, DIM)), "t": tenant, "m": MODEL}
     with db.begin() as conn:
@@ -90,7 +91,7 @@ def test_without_iterative_scans_the_same_filter_would_come_up_short(
     # ef_search candidate list holds fewer than top_k rare events.
     _, tenant = crowded
     found, plan = _hnsw_top(db, tenant, "off")
-    assert "ix_events_embedding_hnsw" in plan, plan
+    assert "ix_chunks_embedding_hnsw" in plan, plan
     assert found < 10
     found, _ = _hnsw_top(db, tenant, "relaxed_order")
     assert found == 10

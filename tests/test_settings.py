@@ -11,10 +11,19 @@ import pytest
 BASE = {"DATABASE_URL": "postgresql://u@127.0.0.1:1/db", "REDIS_URL": "redis://127.0.0.1:1/0"}
 
 
+# What each process runs when it starts: the gateway reads its settings when its app module
+# is imported; a worker imports cleanly and starts up in workers.app.start_up (the
+# import_modules signal; tests/test_imports.py runs the real `celery worker`).
+STARTS = {
+    "gateway.app": "import gateway.app",
+    "workers.app": "import workers.app as w; w.start_up()",
+}
+
+
 def start(module: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in BASE and k not in env}
     return subprocess.run(
-        [sys.executable, "-c", f"import {module}"],
+        [sys.executable, "-c", STARTS[module]],
         env={**clean, **env},
         capture_output=True,
         text=True,
@@ -139,3 +148,18 @@ def test_cors_origins_are_comma_separated() -> None:
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     default = Settings(database_url=BASE["DATABASE_URL"], redis_url=BASE["REDIS_URL"])
     assert default.cors_origins == []
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {**BASE, "FLOWER_PASSWORD": "long,but-two-logins"},
+        {**BASE, "FLOWER_USER": "ad:min"},
+        {**BASE, "FLOWER_USER": "a,b"},
+    ],
+    ids=["comma-in-password", "colon-in-user", "comma-in-user"],
+)
+def test_a_flower_login_that_basic_auth_would_split_is_refused(env: dict[str, str]) -> None:
+    # Flower reads FLOWER_BASIC_AUTH as comma-separated user:password pairs.
+    line = settings_error(**env)
+    assert line is not None and "FLOWER_" in line

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -71,8 +72,9 @@ def test_stats_count_the_tenants_events_by_status_source_and_type(
     assert stats["tenant"] == tenant.name
     assert stats["events"] == 6
     assert stats["by_status"] == {"queued": 0, "embedded": 4, "failed": 1, "deleted": 1}
-    assert stats["by_source"] == {"helpdesk": 3, "jobboard": 3}
-    assert stats["by_type"] == {"job.posted": 3, "ticket.closed": 2, "ticket.opened": 1}
+    # The deleted event's source and type are erased (issue 12, item 7): by status only.
+    assert stats["by_source"] == {"helpdesk": 3, "jobboard": 2}
+    assert stats["by_type"] == {"job.posted": 2, "ticket.closed": 2, "ticket.opened": 1}
     assert stats["other_sources"] == stats["other_types"] == 0
     # Vectors stored lately, whatever became of them since (the deleted one counts).
     assert stats["embedded_last_minute"] == stats["embedded_last_hour"] == 5
@@ -138,7 +140,7 @@ def test_many_sources_are_cut_to_the_most_common(
         with db.begin() as conn:
             for event_id, source in zip(ids, sources, strict=True):
                 conn.execute(
-                    text("UPDATE events SET status = 'deleted', source = :s WHERE id = :id"),
+                    text("UPDATE events SET status = 'failed', source = :s WHERE id = :id"),
                     {"s": source, "id": event_id},
                 )
         stats = t.stats()
@@ -191,3 +193,52 @@ def test_stats_answer_without_redis(
         finally:
             t.client.close()
             own_redis.start()
+
+
+def test_the_timeline_counts_accepted_and_embedded_per_bucket(
+    tenant: Tenant, worker: processes.Proc, db: Engine
+) -> None:
+    """``GET /api/v1/stats/timeline`` (the console's chart): every bucket present, oldest
+    first, the last one holding now; events counted where they were accepted and stored."""
+    ids = tenant.ingest(event_body(), event_body())
+    wait_for(lambda: tenant.settled(ids), 60, "embedded")
+    with db.begin() as conn:  # one event accepted and stored three hours ago
+        conn.execute(
+            text(
+                "UPDATE events SET created_at = now() - interval '3 hours',"
+                " embedded_at = now() - interval '3 hours' WHERE id = :id"
+            ),
+            {"id": ids[0]},
+        )
+    answer = tenant.client.get("/api/v1/stats/timeline", params={"bucket": "hour", "points": 5})
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["tenant"] == tenant.name and body["bucket"] == "hour"
+    points = body["points"]
+    assert len(points) == 5
+    assert [p["start"] for p in points] == sorted(p["start"] for p in points)
+    by_start = {datetime.fromisoformat(p["start"]): p for p in points}
+    for event_id in ids:
+        event = tenant.client.get(f"/api/v1/events/{event_id}").json()
+        for field, count in (("created_at", "accepted"), ("embedded_at", "embedded")):
+            at = datetime.fromisoformat(event[field])
+            assert by_start[at.replace(minute=0, second=0, microsecond=0)][count] == 1
+    assert sum(p["accepted"] for p in points) == sum(p["embedded"] for p in points) == 2
+    assert datetime.fromisoformat(points[-1]["start"]) <= datetime.now(UTC)
+    minutes = tenant.client.get("/api/v1/stats/timeline").json()["points"]
+    assert len(minutes) == 60 and sum(p["accepted"] for p in minutes) == 1
+
+
+def test_the_timeline_needs_admin_and_a_known_bucket(
+    gateway: processes.Gateway, db: Engine
+) -> None:
+    searcher = Tenant(gateway, db, scopes="search")
+    admin = Tenant(gateway, db)
+    try:
+        assert searcher.client.get("/api/v1/stats/timeline").status_code == 403
+        assert admin.client.get("/api/v1/stats/timeline?bucket=week").status_code == 422
+        assert admin.client.get("/api/v1/stats/timeline?points=0").status_code == 422
+        assert admin.client.get("/api/v1/stats/timeline?points=1441").status_code == 422
+    finally:
+        searcher.client.close()
+        admin.client.close()

@@ -1,5 +1,6 @@
-"""A pool job carries at most a worker batch of events, whatever the messages hold, and an
-embedder call at most EMBED_BATCH_MAX_CHARS of their text."""
+"""A pool job carries at most a worker batch of events, whatever the messages hold; an
+embedder call at most EMBED_BATCH_SIZE chunks, EMBED_BATCH_MAX_TOKENS tokens and
+EMBED_BATCH_MAX_CHARS characters."""
 
 from __future__ import annotations
 
@@ -18,8 +19,7 @@ from tests.stub_embedder import StubServer
 
 @pytest.mark.usefixtures("stack_env")  # importing the worker reads its settings
 def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> None:
-    import workers.app  # noqa: F401 (first, as a worker does: the task modules import it)
-    from workers.embed import groups
+    from workers.reliable_batches import groups
 
     singles = [SimpleNamespace(args=[f"e{i}"]) for i in range(5)]
     chunk = SimpleNamespace(args=[f"c{i}" for i in range(3)])
@@ -31,15 +31,32 @@ def test_buffered_messages_are_grouped_by_event_count_not_message_count() -> Non
 
 
 @pytest.mark.usefixtures("stack_env")
-def test_events_are_split_by_their_characters() -> None:
-    import workers.app  # noqa: F401
-    from workers.embed import budgeted
-    from workers.store import Pending
+def test_events_are_grouped_by_their_chunks_and_calls_by_chunks_tokens_and_characters() -> None:
+    from common.lifecycle.transitions import Pending
+    from common.settings import get_settings
+    from workers.batching import budgeted
+    from workers.chunk_embed import calls, chunks_of
 
-    events = [Pending(uuid.uuid4(), "x" * n, 1) for n in (40, 40, 40, 250, 10, 10)]
-    parts = budgeted(events, max_chars=100)
-    assert [[len(e.text) for e in part] for part in parts] == [[40, 40], [40], [250], [10, 10]]
-    assert budgeted([], max_chars=100) == []
+    settings = get_settings().model_copy(
+        update={"embed_batch_size": 4, "embed_batch_max_tokens": 10_000}
+    )
+    # The test stack's chunker: 768 characters a chunk (256 tokens at 3 characters each).
+    sizes = (40, 40, 40, 3000, 10, 10)
+    events = [Pending(uuid.uuid4(), "word " * (n // 5), 1) for n in sizes]
+    assert [len(chunks_of(e.text)) for e in events] == [1, 1, 1, 5, 1, 1]
+    grouped = budgeted(events, settings)
+    assert [[len(e.text) for e in part] for part in grouped] == [
+        [40, 40, 40],
+        [3000],
+        [10, 10],
+    ]
+    assert budgeted([], settings) == []
+    chunks = [c for e in events for c in chunks_of(e.text)]
+    assert [len(c) for c in calls(chunks, settings)] == [4, 4, 2]
+    few_tokens = settings.model_copy(update={"embed_batch_max_tokens": 300})
+    assert all(sum(chunks[i].tokens for i in call) <= 300 for call in calls(chunks, few_tokens))
+    few_chars = settings.model_copy(update={"embed_batch_max_chars": 100})
+    assert [len(c) for c in calls(chunks[:3], few_chars)] == [2, 1]
 
 
 def test_a_worker_batch_is_embedded_in_calls_within_the_character_budget(

@@ -31,8 +31,8 @@ task_store_errors_even_if_ignored = False
 
 # At-least-once: ack only after the batch is stored; a worker killed mid-batch gives its
 # messages back. The effect stays exactly-once because every write is conditional on the
-# event still being queued (workers/store.py). celery-batches runs the batch as one pool job,
-# so the reject-on-lost-child behaviour is implemented in workers.embed.ReliableBatches.
+# event still being queued (common/lifecycle/transitions.py). celery-batches runs the batch
+# as one pool job, so the reject-on-lost-child behaviour is in workers/reliable_batches.py.
 task_acks_late = True
 task_reject_on_worker_lost = True
 task_acks_on_failure_or_timeout = True  # a failed batch is retried through the database

@@ -1,7 +1,7 @@
 """The worker's logs and metrics.
 
 Metrics: the worker is a main process plus a prefork pool, so prometheus-client runs in
-multiprocess mode. :func:`prepare` (called by ``workers/app.py`` before anything imports
+multiprocess mode. :func:`prepare` (called by ``workers.app.start_up`` before anything imports
 prometheus-client) gives the worker a fresh ``PROMETHEUS_MULTIPROC_DIR`` of its own unless
 the operator set one; the main process serves the sum over all its processes on
 ``WORKER_METRICS_PORT`` (0: none) and ticks a heartbeat gauge every

@@ -1,10 +1,12 @@
 """``events.reembed``: embed a batch of already embedded events again with this worker's
-model and replace their vectors in place (``eventsearch reembed`` publishes the batches).
+model and chunking, and replace their chunk sets whole, in one transaction (``eventsearch
+reembed`` publishes the batches).
 
-Only rows still ``embedded`` and not yet on this model are touched, so a redelivered batch
-writes nothing twice and a deleted event stays deleted. Transient embedder failures retry
-with the embed task's backoff; a permanently refused text keeps its old vector (the CLI
-reports what is left).
+Only rows still ``embedded`` and not yet on this model and chunking are touched, so a
+redelivered batch writes nothing twice and a deleted event stays deleted. Failures follow
+the one retry policy (workers/retry_policy.py): transient ones retry with its backoff up to
+``EMBED_MAX_ATTEMPTS``; out of attempts, or refused for good, an event keeps its old chunk
+set and gets the error and a dead letter (the CLI reports what is left).
 """
 
 from __future__ import annotations
@@ -13,66 +15,66 @@ import logging
 import uuid
 from collections.abc import Sequence
 
-from celery import Task
-from sqlalchemy import bindparam, func, select, update
+from celery import Task, shared_task
+from sqlalchemy import or_, select
 
+from common.chunk_store import ChunkSet
 from common.db import sync_sessions
 from common.embedders import PermanentEmbedError, TransientEmbedError
+from common.lifecycle import apply, transitions
+from common.lifecycle.transitions import Pending
 from common.models import Event, EventStatus
 from common.reembed import TASK_REEMBED
 from common.settings import get_settings
-from workers.app import app
-from workers.embed import backoff, embedder
+from workers import chunk_embed
+from workers.embedder import embedder
+from workers.retry_policy import backoff, gave_up, reembed_gave_up
 
 log = logging.getLogger("eventsearch.worker")
 
 
-def load(ids: Sequence[str], model: str) -> list[tuple[uuid.UUID, str]]:
+def load(ids: Sequence[str], model: str) -> list[Pending]:
+    """The events among ``ids`` still embedded with another model or chunking."""
     with sync_sessions()() as session:
         rows = session.execute(
             select(Event.id, Event.text).where(
                 Event.id.in_([uuid.UUID(i) for i in ids]),
                 Event.status == EventStatus.embedded,
-                Event.model.is_distinct_from(model),
+                or_(
+                    Event.model.is_distinct_from(model),
+                    Event.chunking.is_distinct_from(chunk_embed.chunker().name),
+                ),
             )
         ).all()
-    return [(r.id, r.text) for r in rows]
+    return [Pending(r.id, r.text, 0) for r in rows]
 
 
-def save(pairs: Sequence[tuple[uuid.UUID, list[float]]], model: str) -> int:
-    if not pairs:
-        return 0
-    with sync_sessions()() as session, session.begin():
-        result = session.connection().execute(
-            update(Event)
-            .where(Event.id == bindparam("b_id"), Event.status == EventStatus.embedded)
-            .values(
-                embedding=bindparam("b_embedding", type_=Event.embedding.type),
-                model=model,
-                embedded_at=func.now(),
-                updated_at=func.now(),
-            ),
-            [{"b_id": i, "b_embedding": v} for i, v in pairs],
-        )
-        return result.rowcount
+def save(sets: Sequence[ChunkSet], model: str) -> int:
+    return apply(transitions.reembed, sets, model, chunk_embed.chunker().name)
 
 
-def embed_each(events: Sequence[tuple[uuid.UUID, str]]) -> list[tuple[uuid.UUID, list[float]]]:
-    """One call per text, after a batch was refused: only the bad text is left out."""
-    pairs = []
-    for event_id, text in events:
+def embed_each(events: Sequence[Pending], model: str) -> list[ChunkSet]:
+    """One event at a time, after a batch was refused for good: only the bad text is left
+    out, dead-lettered with its old chunk set kept (a transient failure here waits for the
+    next run: the text is still stale)."""
+    sets = []
+    for event in events:
         try:
-            [vector] = embedder().embed([text])
+            sets += chunk_embed.embed_sets(embedder(), [event])
         except PermanentEmbedError as error:
-            log.warning("event %s not re-embedded: %s", event_id, error)
+            reembed_gave_up([str(event.id)], model, str(error), 1)
             continue
-        pairs.append((event_id, vector))
-    return pairs
+        except TransientEmbedError as error:
+            log.warning("event %s not re-embedded now: %s", event.id, error)
+            continue
+    return sets
 
 
-@app.task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
+@shared_task(bind=True, name=TASK_REEMBED, acks_late=True, max_retries=None)
 def reembed_events(self: Task, ids: list[str], model: str) -> int:
-    """Re-embed ``ids`` with ``model``, which must be this worker's; returns rows updated."""
+    """Re-embed ``ids`` with ``model``, which must be this worker's; returns rows updated.
+    Failures follow workers/retry_policy.py: transient ones are retried with its backoff up
+    to EMBED_MAX_ATTEMPTS, then the events keep their old vector and get a dead letter."""
     mine = embedder().model
     if model != mine:
         log.error("reembed for model %r refused: this worker runs %r", model, mine)
@@ -81,14 +83,13 @@ def reembed_events(self: Task, ids: list[str], model: str) -> int:
     if not events:
         return 0
     try:
-        vectors = embedder().embed([text for _, text in events])
-        pairs = [(event_id, v) for (event_id, _), v in zip(events, vectors, strict=True)]
+        sets = chunk_embed.embed_sets(embedder(), events)
     except TransientEmbedError as error:
         attempt = self.request.retries + 1
         if attempt >= get_settings().embed_max_attempts:
-            log.error("reembed of %d events gave up: %s", len(events), error)
+            reembed_gave_up([str(e.id) for e in events], model, gave_up(str(error)), attempt)
             return 0
         raise self.retry(countdown=backoff(attempt, error.retry_after)) from None
     except PermanentEmbedError:
-        pairs = embed_each(events)
-    return save(pairs, model)
+        sets = embed_each(events, model)
+    return save(sets, model)

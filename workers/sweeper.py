@@ -25,9 +25,11 @@ from typing import Any
 from celery import bootsteps
 from redis import Redis
 
-from common.queue import QUEUE_EMBED, enqueue_embed
+from common.lifecycle import apply
+from common.lifecycle import transitions as t
+from common.lifecycle.handoff import hand_off
+from common.queue import queue_depth
 from common.settings import get_settings
-from workers import store
 
 log = logging.getLogger("eventsearch.sweeper")
 BATCH = 1000  # events per round; a larger backlog drains over several rounds
@@ -36,25 +38,22 @@ BATCH = 1000  # events per round; a larger backlog drains over several rounds
 def sweep_once(broker: Redis) -> int:
     """One round: claim what is due and publish it; returns how many events were published."""
     settings = get_settings()
-    # Kombu keeps a queue as a Redis list named after it: its length is the backlog.
-    backlog = int(broker.llen(QUEUE_EMBED))
-    due = store.claim_due(settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
+    backlog = queue_depth(broker)
+    due = apply(t.claim_due, settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
     if not due:
         return 0
-    ids = [event_id for event_id, _ in due]
     by_request: dict[str | None, list[str]] = {}
     for event_id, request_id in due:
         by_request.setdefault(request_id, []).append(event_id)
-    try:
-        # A worker batch of ids a message, like the batch endpoint, on the shared producer
-        # (which fails fast when Redis is down rather than retrying inside this round); each
-        # with the request id its event came with, so the logs of every attempt join up.
-        for request_id, group in by_request.items():
-            enqueue_embed(group, request_id)
-    except Exception:
-        store.make_due_now(ids)  # try again next round rather than after SWEEP_AFTER_S
-        raise
-    return len(ids)
+    # A worker batch of ids a message, like the batch endpoint, on the shared producer (which
+    # fails fast when Redis is down rather than retrying inside this round); each with the
+    # request id its event came with, so the logs of every attempt join up. A failed publish
+    # leaves its events due now: the next round tries again (common/lifecycle/handoff.py).
+    published = 0
+    for request_id, group in by_request.items():
+        if hand_off(group, request_id, "requeue"):
+            published += len(group)
+    return published
 
 
 class Sweeper(bootsteps.StartStopStep):

@@ -31,9 +31,14 @@ class Candidate:
     occurred_at: datetime | None
     score: float
     rankings: dict[str, int] = field(default_factory=dict)
+    # The character span of the text that matched: the best chunk (dense), or the part
+    # around the words found (keyword, filled in for the final hits only).
+    passage: tuple[int, int] | None = None
 
 
-def from_row(row: Any, score: float, ranking: str, rank: int) -> Candidate:
+def from_row(
+    row: Any, score: float, ranking: str, rank: int, passage: tuple[int, int] | None = None
+) -> Candidate:
     """A candidate from a row selecting :data:`COLUMNS`, ranked ``rank`` (1-based)."""
     return Candidate(
         id=row.id,
@@ -44,4 +49,5 @@ def from_row(row: Any, score: float, ranking: str, rank: int) -> Candidate:
         occurred_at=row.occurred_at,
         score=score,
         rankings={ranking: rank},
+        passage=passage,
     )

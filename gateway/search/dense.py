@@ -1,10 +1,17 @@
-"""Dense ranking: cosine k-NN over the HNSW index, filtered inside the scan.
+"""Dense ranking: cosine k-NN over the chunks' HNSW index, filtered inside the scan, each
+event ranked by its best chunk.
 
 pgvector's iterative index scan (``hnsw.iterative_scan``) keeps walking the graph until
 ``limit`` rows have passed the WHERE clause (or ``hnsw.max_scan_tuples`` were visited), so a
 selective filter no longer empties the ``ef_search`` candidate list. ``relaxed_order`` may
 return rows slightly out of order; as pgvector's README shows, the rows are materialized in a
 CTE and sorted again by distance (``+ 0`` keeps PostgreSQL 17+ from dropping that sort).
+
+The scan walks chunks, and one event may own several of the nearest: the statement keeps
+each event's best chunk (``DISTINCT ON``) and the ``top_k`` best events. When the chunks
+scanned held fewer than ``top_k`` events while the scan was not exhausted, the scan runs
+again ``GROWTH`` times deeper, so a search returns ``top_k`` distinct events whenever that
+many match, never ``top_k`` chunks that collapse into fewer events.
 """
 
 from __future__ import annotations
@@ -13,10 +20,10 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, select, text
+from sqlalchemy import Integer, Select, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.models import Event, EventStatus
+from common.models import Chunk, Event, EventStatus
 from common.settings import Settings
 from gateway.search.candidates import COLUMNS, Candidate, from_row
 from gateway.search.filters import Where, clauses
@@ -29,31 +36,59 @@ async def configure_scan(session: AsyncSession, settings: Settings, limit: int) 
     only (``set_config(..., true)`` = ``SET LOCAL``)."""
     if limit <= settings.hnsw_ef_search:
         return
-    await session.execute(
-        text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(limit)}
-    )
+    # pgvector's ceiling; past it the iterative scan goes on by itself.
+    ef = min(limit, EF_SEARCH_MAX)
+    await session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)})
+
+
+EF_SEARCH_MAX = 1000
+OVERSAMPLE = 4  # chunks scanned per event wanted, first try (>= 1: the short-event case)
+GROWTH = 4
 
 
 @lru_cache(maxsize=64)
 def statement(shape: tuple[bool, ...]) -> Select[Any]:
     """The dense query for one filter shape, built once; bound: the filters' values,
-    ``query_vector``, ``model`` and ``limit``."""
-    query_vector = bindparam("query_vector", type_=Event.embedding.type)
-    distance = Event.embedding.cosine_distance(query_vector).label("distance")
+    ``query_vector``, ``model``, ``limit`` (chunks scanned) and ``top_k`` (events)."""
+    query_vector = bindparam("query_vector", type_=Chunk.embedding.type)
+    distance = Chunk.embedding.cosine_distance(query_vector).label("distance")
     nearest = (
-        select(*COLUMNS, distance)
+        select(
+            Chunk.event_id.label("event_id"),
+            Chunk.position.label("position"),
+            Chunk.char_start.label("char_start"),
+            Chunk.char_end.label("char_end"),
+            distance,
+        )
+        .join(Event, Event.id == Chunk.event_id)
         .where(
+            # On the chunk row itself, so that the index scan filters before any join.
+            Chunk.tenant == bindparam("f_tenant"),
+            # Only vectors of the active model are comparable with the query's.
+            Chunk.model == bindparam("model"),
             *clauses(shape),
             Event.status == EventStatus.embedded,
-            # Only vectors of the active model are comparable with the query's.
-            Event.model == bindparam("model"),
         )
         .order_by(distance)
         .limit(bindparam("limit", type_=Integer))
         .cte("nearest")
         .prefix_with("MATERIALIZED")
     )
-    return select(nearest).order_by(nearest.c.distance + 0)
+    best = (
+        select(nearest)
+        .distinct(nearest.c.event_id)
+        .order_by(nearest.c.event_id, nearest.c.distance + 0, nearest.c.position)
+        .cte("best")
+    )
+    scanned = select(func.count()).select_from(nearest).scalar_subquery().label("scanned")
+    return (
+        select(
+            *COLUMNS, best.c.distance, best.c.char_start, best.c.char_end, best.c.position, scanned
+        )
+        .join(best, best.c.event_id == Event.id)
+        .order_by(best.c.distance, Event.id)
+        .limit(bindparam("top_k", type_=Integer))
+    )
 
 
 async def rank(
@@ -64,11 +99,30 @@ async def rank(
     limit: int,
     settings: Settings,
 ) -> list[Candidate]:
-    """The ``limit`` nearest events to ``vector`` among those passing ``where``, best first."""
-    await configure_scan(session, settings, limit)
-    params = {**where.params, "query_vector": vector, "model": model, "limit": limit}
-    rows = await session.execute(statement(where.shape), params)
+    """The ``limit`` nearest events to ``vector`` among those passing ``where``, best first,
+    each by its nearest chunk (the hit's passage)."""
+    scan = limit * OVERSAMPLE
+    while True:
+        await configure_scan(session, settings, scan)
+        params = {
+            **where.params,
+            "query_vector": vector,
+            "model": model,
+            "limit": scan,
+            "top_k": limit,
+        }
+        rows = (await session.execute(statement(where.shape), params)).all()
+        exhausted = not rows or rows[0].scanned < scan
+        if len(rows) >= limit or exhausted or scan >= settings.hnsw_max_scan_tuples:
+            break
+        scan = min(scan * GROWTH, settings.hnsw_max_scan_tuples)
     return [
-        from_row(row, score=1.0 - float(row.distance), ranking="dense", rank=i)
+        from_row(
+            row,
+            score=1.0 - float(row.distance),
+            ranking="dense",
+            rank=i,
+            passage=(row.char_start, row.char_end),
+        )
         for i, row in enumerate(rows, start=1)
     ]

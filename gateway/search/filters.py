@@ -19,6 +19,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from common.models import Event
 from common.schemas import SearchFilters
+from common.settings import get_settings
+from common.validation import nested_deeper_than
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,17 @@ def from_query(
     A bad value raises :class:`RequestValidationError`: the usual 422 naming the parameter."""
     meta: Any = None
     if metadata:
+        depth = get_settings().max_metadata_depth
+        if nested_deeper_than(metadata, depth):
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "metadata"),
+                        "msg": f"must be nested at most {depth} levels (MAX_METADATA_DEPTH)",
+                        "type": "value_error",
+                    }
+                ]
+            )
         try:
             meta = json.loads(metadata)
         except ValueError:

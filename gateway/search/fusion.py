@@ -28,5 +28,8 @@ def reciprocal_rank_fusion(
                     **{**candidate.__dict__, "score": 0.0, "rankings": {}}
                 )
             hit.rankings[name] = position
+            # The dense ranking's passage is its best chunk; keep it whichever came first.
+            if hit.passage is None:
+                hit.passage = candidate.passage
             hit.score += weight / (k + position)
     return sorted(fused.values(), key=lambda c: (-c.score, min(c.rankings.values()), str(c.id)))

@@ -11,12 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.embedders import Embedder, EmbedError, PermanentEmbedError
 from common.errors import AppError, ServiceUnavailable
-from common.schemas import SearchHit, SearchRequest, SearchResponse
+from common.schemas import Passage, SearchHit, SearchRequest, SearchResponse
 from common.settings import Settings, get_settings
 from gateway.search import dense, keyword
 from gateway.search.candidates import Candidate
 from gateway.search.filters import conditions
 from gateway.search.fusion import reciprocal_rank_fusion
+from gateway.search.passages import fill_keyword_passages
 
 
 @lru_cache
@@ -84,6 +85,7 @@ async def run_search(
         hits = reciprocal_rank_fusion(rankings, weights, settings.rrf_k)[: request.top_k]
     else:
         hits = rankings[mode]
+    await fill_keyword_passages(session, request.query, hits)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     return SearchResponse(
         results=[
@@ -96,6 +98,7 @@ async def run_search(
                 metadata=c.metadata,
                 occurred_at=c.occurred_at,
                 rankings=c.rankings,
+                passage=passage(c),
             )
             for c in hits
         ],
@@ -103,3 +106,10 @@ async def run_search(
         mode=mode,
         took_ms=took_ms,
     )
+
+
+def passage(hit: Candidate) -> Passage | None:
+    if hit.passage is None:
+        return None
+    start, end = hit.passage
+    return Passage(text=hit.text[start:end], start=start, end=end)

@@ -22,15 +22,24 @@ class Verdict:
     mean_wait_s: float
     max_attempts: int
     problems: list[str]
+    partial_sets: int = 0  # embedded events whose chunk set has a gap or stops short
+    chunks: int = 0
 
     @property
     def ok(self) -> bool:
-        return not (self.duplicates or self.lost or self.unexpected_dead_letters or self.problems)
+        return not (
+            self.duplicates
+            or self.lost
+            or self.unexpected_dead_letters
+            or self.problems
+            or self.partial_sets
+        )
 
     def line(self) -> str:
         return (
             f"chaos: sent={self.sent} stored={self.stored} duplicates={self.duplicates}"
             f" lost={self.lost} dead_letters={self.dead_letters}"
+            f" partial_chunk_sets={self.partial_sets} chunks={self.chunks}"
         )
 
 
@@ -50,7 +59,10 @@ def verdict(db: Engine, tenant: str, run: str, n: int, sent: Sent) -> Verdict:
         rows = conn.execute(
             text(
                 "SELECT e.id::text AS id, e.text, e.status, e.attempts, e.model,"
-                " e.embedding IS NOT NULL AS has_vector,"
+                " EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = e.id) AS has_vector,"
+                " (SELECT count(*) FROM chunks c WHERE c.event_id = e.id) AS chunks,"
+                " (SELECT max(position) FROM chunks c WHERE c.event_id = e.id) AS last,"
+                " (SELECT max(char_end) FROM chunks c WHERE c.event_id = e.id) AS reach,"
                 " extract(epoch FROM e.embedded_at - e.created_at) AS waited,"
                 " (SELECT count(*) FROM dead_letters d WHERE d.event_id = e.id"
                 "   AND d.replayed_at IS NULL AND d.error <> '') AS letters"
@@ -65,7 +77,7 @@ def verdict(db: Engine, tenant: str, run: str, n: int, sent: Sent) -> Verdict:
     duplicates = len(rows) - len(by_text)
     problems: list[str] = []
     lost = len(sent.given_up)
-    unexpected = 0
+    unexpected = partial = 0
     for i in range(n):
         if i in sent.given_up:
             continue
@@ -77,6 +89,12 @@ def verdict(db: Engine, tenant: str, run: str, n: int, sent: Sent) -> Verdict:
         if row.status == "embedded" and row.has_vector and row.letters == 0:
             if is_marked(i):
                 problems.append(f"event {i} has NaN values but was stored")
+            # One complete set: positions 0..n-1, the last reaching the text's end.
+            if row.chunks != row.last + 1 or row.reach not in (
+                len(row.text),
+                len(row.text.rstrip()),
+            ):
+                partial += 1
         elif row.status == "failed" and row.letters == 1 and not row.has_vector:
             if not is_marked(i):
                 unexpected += 1
@@ -95,4 +113,6 @@ def verdict(db: Engine, tenant: str, run: str, n: int, sent: Sent) -> Verdict:
         mean_wait_s=sum(waits) / len(waits) if waits else 0.0,
         max_attempts=max((int(r.attempts) for r in rows), default=0),
         problems=problems[:20],
+        partial_sets=partial,
+        chunks=sum(int(r.chunks) for r in rows),
     )

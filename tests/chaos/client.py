@@ -23,9 +23,22 @@ def is_marked(i: int) -> bool:
     return i % 100 == 7
 
 
+def is_long(i: int) -> bool:
+    """One event in ten is over 2,000 tokens (some 8,800 characters): a chunk set of a dozen."""
+    return i % 10 == 3
+
+
 def text_of(run: str, i: int) -> str:
     mark = f" {NAN_MARK}" if is_marked(i) else ""
-    return f"chaos {run} event {i} job posting number {i}{mark}"
+    head = f"chaos {run} event {i} job posting number {i}{mark}"
+    if not is_long(i):
+        return head
+    body = "\n\n".join(
+        f"Section {k} of posting {i}: the role, its duties, the team and the hiring steps, "
+        "described at length as real postings are. " * 3
+        for k in range(24)
+    )
+    return f"{head}\n\n{body}"
 
 
 @dataclass

@@ -5,11 +5,11 @@ Revises:
 """
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
-from common.settings import get_settings
+from common.migrate import SchemaOptions
 
 revision = "0001"
 down_revision = None
@@ -17,9 +17,25 @@ branch_labels = None
 depends_on = None
 
 
+def _schema() -> SchemaOptions:
+    """The options the migrating command passed (common/migrate.upgrade_head), or those of
+    ``alembic -x embed_dim=N -x hnsw_m=M -x hnsw_ef_construction=E``; never the environment."""
+    config = op.get_context().config
+    given = config.attributes.get("schema") if config is not None else None
+    if isinstance(given, SchemaOptions):
+        return given
+    x = context.get_x_argument(as_dictionary=True)
+    default = SchemaOptions()
+    return SchemaOptions(
+        embed_dim=int(x.get("embed_dim", default.embed_dim)),
+        hnsw_m=int(x.get("hnsw_m", default.hnsw_m)),
+        hnsw_ef_construction=int(x.get("hnsw_ef_construction", default.hnsw_ef_construction)),
+    )
+
+
 def upgrade() -> None:
-    settings = get_settings()
-    dim = settings.embed_dim
+    schema = _schema()
+    dim = schema.embed_dim
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.create_table(
         "events",
@@ -49,7 +65,7 @@ def upgrade() -> None:
     op.create_index("ix_events_status_created", "events", ["status", "created_at"])
     op.execute(
         "CREATE INDEX ix_events_embedding_hnsw ON events USING hnsw (embedding vector_cosine_ops) "
-        f"WITH (m = {int(settings.hnsw_m)}, ef_construction = {int(settings.hnsw_ef_construction)})"
+        f"WITH (m = {int(schema.hnsw_m)}, ef_construction = {int(schema.hnsw_ef_construction)})"
     )
 
 

@@ -1,0 +1,176 @@
+"""Token-aware chunks of an event's text: what the worker embeds, one vector each.
+
+A text that fits the budget is one chunk spanning all of it, so short events are embedded
+exactly as before (one input, the whole text). A longer text is cut into chunks of at most
+``CHUNK_TOKENS`` tokens, ending at the largest boundary that fits (paragraph, then sentence,
+then word), each starting with up to ``CHUNK_OVERLAP_TOKENS`` tokens of the previous one's
+end, so a sentence at a boundary is read whole by one of its two neighbours.
+
+Counting:
+- ``EMBEDDER=local``: the model's own word pieces (its shipped ``tokenizer.json``), special
+  tokens included, so a chunk is never cut by the model's 256-piece window.
+- ``ollama``/``openai``: no tokenizer is at hand, so characters stand in, at
+  ``EMBED_CHARS_PER_TOKEN`` (3) characters a token: the docstring corpus below averages 3.2
+  characters a word piece of the shipped tokenizer (865,372 characters, 270,850 pieces) and
+  English prose more, so a chunk of ``CHUNK_TOKENS`` estimated tokens rarely holds more real
+  ones. The budget is capped by ``EMBED_CONTEXT_TOKENS``, the server model's context, so no
+  input the worker sends is over it by the estimate.
+
+The splitter is `semantic-text-splitter` (Rust; counts with a `tokenizers` Tokenizer and
+reports each chunk's character offset), chosen over `langchain-text-splitters`'
+RecursiveCharacterTextSplitter by a measurement on 84 documents of about 10,000 characters
+(865,000 in all: docstrings of the standard library and installed packages joined in
+random order), both at 254 word pieces and 32 of overlap, trimming whitespace, on this
+2-core machine under load from other builds:
+
+- time for the 84 documents: semantic-text-splitter 9.8 s (4.7-11 s over runs),
+  langchain 6.3 s (3.8 s in another run);
+- chunks, each of which costs an embedding: **1,403** of 201 word pieces on average,
+  against 1,458 of 147;
+- chunks over the budget: none in either;
+- a chunk's text equal to the slice of its span: **always**, against not always
+  (langchain's ``start_index`` is found back with ``str.find``, which lands on an earlier
+  copy of a repeated passage such as a "Parameters" heading);
+- boundaries: paragraph, then sentence (Unicode rules), then word, against the separators
+  ``"\n\n"``, ``"\n"``, ``" "``;
+- dependencies: none beyond `tokenizers` (already here), against langchain-core.
+
+Wrong spans would put a wrong passage in search hits, which alone rules langchain out;
+semantic-text-splitter is slower to split (about 7 ms a chunk here, loaded), a fraction of
+what embedding the chunk costs, and its fuller chunks leave 4 % fewer to embed.
+Overlap in semantic-text-splitter is made of whole units (sentences, words) that fit in
+``CHUNK_OVERLAP_TOKENS``: it is an upper bound, and paragraphs that each fill a chunk
+share nothing, since each is read whole by one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Protocol
+
+from semantic_text_splitter import TextSplitter
+
+if TYPE_CHECKING:
+    from common.settings import Settings
+
+SPECIAL_TOKENS = 2  # [CLS] and [SEP]: the local model counts them within its 256
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A part of an event's text: ``text == event_text[start:end]``; ``tokens`` is its size
+    as the budget counts it (word pieces with the local model, estimated otherwise)."""
+
+    position: int
+    start: int
+    end: int
+    text: str
+    tokens: int
+
+
+class Counter(Protocol):
+    def __call__(self, text: str) -> int: ...
+
+
+class Chunker:
+    """Splits texts into :class:`Chunk`\\ s of at most ``capacity`` units (word pieces, or
+    characters), neighbours overlapping by about ``overlap`` units."""
+
+    def __init__(
+        self,
+        splitter: TextSplitter,
+        count: Counter,
+        capacity: int,
+        overlap: int,
+        tokens_of: Counter,
+        name: str,
+    ) -> None:
+        self._splitter = splitter
+        self._count = count
+        self.capacity = capacity
+        self.overlap = overlap
+        self._tokens_of = tokens_of
+        self.name = name  # which settings made a chunk set (stored with the chunks)
+
+    def split(self, text: str) -> list[Chunk]:
+        """The chunks of ``text``, in order; one spanning all of it when it fits."""
+        if self._count(text) <= self.capacity:
+            return [Chunk(0, 0, len(text), text, self._tokens_of(text))]
+        chunks = []
+        for position, (start, part) in enumerate(self._splitter.chunk_indices(text)):
+            chunks.append(Chunk(position, start, start + len(part), part, self._tokens_of(part)))
+        if not chunks:  # blanks only, longer than a chunk: the splitter trims them all away
+            blank = text[: self.capacity]
+            chunks.append(Chunk(0, 0, len(blank), blank, self._tokens_of(blank)))
+        return chunks
+
+
+def token_chunker(tokens: int, overlap: int) -> Chunker:
+    """Chunks counted in the local model's word pieces, ``tokens`` including the special
+    tokens the model adds (the splitter counts without them)."""
+    from common.embedders.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer()
+    capacity = tokens - SPECIAL_TOKENS
+    splitter = TextSplitter.from_huggingface_tokenizer(
+        tokenizer, capacity=capacity, overlap=min(overlap, capacity - 1), trim=True
+    )
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def with_specials(text: str) -> int:
+        return count(text) + SPECIAL_TOKENS
+
+    return Chunker(splitter, count, capacity, overlap, with_specials, f"wp{tokens}o{overlap}")
+
+
+def char_chunker(tokens: int, overlap: int, chars_per_token: float) -> Chunker:
+    """Chunks counted in characters, ``chars_per_token`` standing for a token."""
+    capacity = max(int(tokens * chars_per_token), 1)
+    chars_overlap = min(int(overlap * chars_per_token), capacity - 1)
+    splitter = TextSplitter(capacity=capacity, overlap=chars_overlap, trim=True)
+
+    def estimate(text: str) -> int:
+        return math.ceil(len(text) / chars_per_token)
+
+    def chars(text: str) -> int:
+        return len(text)
+
+    return Chunker(
+        splitter, chars, capacity, chars_overlap, estimate, f"ch{capacity}o{chars_overlap}"
+    )
+
+
+def budget_tokens(settings: Settings) -> int:
+    """Tokens per chunk: ``CHUNK_TOKENS``, within the embedder's context."""
+    return min(settings.chunk_tokens, settings.context_tokens)
+
+
+@lru_cache(maxsize=8)
+def _chunker(embedder: str, tokens: int, overlap: int, chars_per_token: float) -> Chunker:
+    if embedder == "local":
+        return token_chunker(tokens, overlap)
+    return char_chunker(tokens, overlap, chars_per_token)
+
+
+def chunking_name(settings: Settings) -> str:
+    """The name of :func:`chunker_for`'s chunker, without building it (no tokenizer loaded):
+    stored with each chunk set, so ``eventsearch reembed`` finds sets made otherwise."""
+    tokens, overlap = budget_tokens(settings), settings.chunk_overlap_tokens
+    if settings.embedder == "local":
+        return f"wp{tokens}o{overlap}"
+    capacity = max(int(tokens * settings.embed_chars_per_token), 1)
+    return f"ch{capacity}o{min(int(overlap * settings.embed_chars_per_token), capacity - 1)}"
+
+
+def chunker_for(settings: Settings) -> Chunker:
+    """This process's chunker for the configured embedder (made once)."""
+    return _chunker(
+        settings.embedder,
+        budget_tokens(settings),
+        settings.chunk_overlap_tokens,
+        settings.embed_chars_per_token,
+    )

@@ -1,0 +1,104 @@
+"""Publish after commit: the one path by which committed events reach the broker.
+
+Every publisher of embed work goes through here: ingest (single and batch), dead-letter
+replay (gateway and CLI), the sweeper, and ``eventsearch reembed``. The rows are always
+committed first, so a message never names an event the worker cannot find.
+
+**The policy when the broker is down** is one rule: a hand-off that fails is never lost and
+never waits ``SWEEP_AFTER_S``; whoever can give the failure back to a caller who will retry
+does so and leaves nothing behind, everyone else leaves the rows to the sweeper.
+
+- ``if_down="withdraw"`` (ingest: a client waits and retries on 503): the rows are taken
+  back (transition ``withdraw``) and :class:`QueueUnavailable` (503 ``queue_unavailable`` +
+  ``Retry-After``) is raised; the client's retry starts afresh, nothing is half-written.
+- ``if_down="requeue"`` (dead-letter replay, the sweeper): the rows stay ``queued`` and are
+  made due now (transition ``requeue``); the sweeper publishes them at its next round once
+  the broker answers. The call returns ``False``; replay still answers 202, since the events
+  are durably queued (a 503 would invite a retry that finds no dead letter to replay).
+- re-embedding writes nothing before it publishes (the rows stay ``embedded`` with their old
+  vector), so :func:`publish_reembed` raises :class:`QueueUnavailable` and the CLI reports
+  it; running ``eventsearch reembed`` again resumes with what is still stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.errors import ServiceUnavailable
+from common.lifecycle import apply, transitions
+
+log = logging.getLogger("eventsearch.handoff")
+
+IfDown = Literal["withdraw", "requeue"]
+
+
+class QueueUnavailable(ServiceUnavailable):
+    """The broker refused a hand-off; what was committed has been dealt with per policy."""
+
+    def __init__(self, error: BaseException, what: str) -> None:
+        super().__init__(
+            f"the queue is unavailable ({type(error).__name__}); {what}, retry later",
+            code="queue_unavailable",
+        )
+
+
+def _publish(event_ids: Sequence[str], request_id: str | None) -> None:
+    from common.queue import enqueue_embed
+
+    enqueue_embed(event_ids, request_id)
+
+
+def hand_off(event_ids: Sequence[str], request_id: str | None, if_down: IfDown) -> bool:
+    """Publish embed messages for committed events (blocking). Returns ``True`` once they are
+    on the queue; when the broker is down, applies ``if_down`` (in a transaction of its own)
+    and raises :class:`QueueUnavailable` (``withdraw``) or returns ``False`` (``requeue``)."""
+    if not event_ids:
+        return True
+    try:
+        _publish(event_ids, request_id)
+    except Exception as error:
+        if if_down == "withdraw":
+            apply(transitions.withdraw, event_ids)
+            raise QueueUnavailable(error, "nothing was recorded") from error
+        apply(transitions.requeue, event_ids)
+        log.warning("%d events not published now, the sweeper will: %r", len(event_ids), error)
+        return False
+    return True
+
+
+async def hand_off_async(
+    session: AsyncSession, event_ids: Sequence[str], request_id: str | None, if_down: IfDown
+) -> bool:
+    """:func:`hand_off` for the gateway: the publish runs in a thread, the policy's
+    transition on the request's session, committed at once (the rows were committed before)."""
+    if not event_ids:
+        return True
+    try:
+        await asyncio.to_thread(_publish, event_ids, request_id)
+    except Exception as error:
+        if if_down == "withdraw":
+            await session.run_sync(transitions.withdraw, event_ids)
+            await session.commit()
+            raise QueueUnavailable(error, "nothing was recorded") from error
+        await session.run_sync(transitions.requeue, event_ids)
+        await session.commit()
+        log.warning("%d events not published now, the sweeper will: %r", len(event_ids), error)
+        return False
+    return True
+
+
+def publish_reembed(batches: Sequence[list[str]], model: str) -> None:
+    """Publish ``events.reembed`` messages; nothing is written before, so a broker that is
+    down raises :class:`QueueUnavailable` for the operator to see (the rows keep their old
+    vectors, and a later run publishes what is still stale)."""
+    from common.reembed import enqueue_reembed
+
+    try:
+        enqueue_reembed(batches, model)
+    except Exception as error:
+        raise QueueUnavailable(error, "no re-embedding was queued by this call") from error

@@ -1,0 +1,176 @@
+"""Chunking (common/chunking.py): spans in order that cover the text, each chunk within its
+token budget, neighbours overlapping, a chunk's text the slice of its span, and a text that
+fits as one chunk. Properties hold for any text (hypothesis) and for long real prose."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from common.chunking import Chunk, Chunker, char_chunker, token_chunker
+from common.embedders.tokenizer import MAX_MODEL_TOKENS, count_tokens
+
+PROSE = (
+    "The data platform team runs the nightly ingestion of every partner feed. "
+    "Each feed lands in object storage, is validated against its schema, and is loaded "
+    "into the warehouse before six in the morning.\n\n"
+    "On call, you watch the dashboards, answer pages within fifteen minutes, and write a "
+    "short incident note when a load is late. You will also mentor two junior engineers.\n\n"
+)
+LAST = "The one unusual duty: you will calibrate the seismograph in the basement every Friday."
+LONG = PROSE * 12 + LAST
+
+
+@pytest.fixture(scope="module")
+def words() -> Chunker:
+    return token_chunker(64, 8)
+
+
+def check(text: str, chunks: list[Chunk], budget: int) -> None:
+    assert chunks and [c.position for c in chunks] == list(range(len(chunks)))
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
+        assert chunk.tokens <= budget
+    starts = [c.start for c in chunks]
+    ends = [c.end for c in chunks]
+    assert starts == sorted(starts) and ends == sorted(ends)
+    assert len(set(starts)) == len(starts)
+    # Whatever no span holds is whitespace (the splitter trims it off chunk edges).
+    covered = bytearray(len(text))
+    for chunk in chunks:
+        covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
+    assert all(text[i].isspace() for i in range(len(text)) if not covered[i])
+
+
+def test_a_text_that_fits_is_one_chunk_spanning_all_of_it(words: Chunker) -> None:
+    text = "  Senior data engineer in Nairobi.\n"
+    assert words.split(text) == [Chunk(0, 0, len(text), text, count_tokens(text))]
+
+
+def test_blanks_longer_than_a_chunk_are_one_chunk_all_the_same() -> None:
+    chunker = char_chunker(16, 4, 3.0)
+    [chunk] = chunker.split(" \n" * 100)
+    assert chunk.start == 0 and chunk.end == chunker.capacity and not chunk.text.strip()
+
+
+def test_the_default_budget_keeps_every_text_the_model_read_whole_in_one_chunk() -> None:
+    chunker = token_chunker(MAX_MODEL_TOKENS, 32)
+    text = " ".join(["engineer"] * (MAX_MODEL_TOKENS - 2))
+    assert count_tokens(text) == MAX_MODEL_TOKENS
+    assert len(chunker.split(text)) == 1
+    assert len(chunker.split(text + " engineer")) == 2
+
+
+def test_long_prose_is_cut_at_sentence_ends_within_the_budget(words: Chunker) -> None:
+    chunks = words.split(LONG)
+    check(LONG, chunks, 64)
+    assert len(chunks) > 10
+    assert chunks[-1].text.endswith(LAST)
+    # Every chunk counted with the model's own specials fits the model's budget.
+    assert all(count_tokens(c.text) <= 64 for c in chunks)
+    for chunk in chunks[:-1]:
+        assert chunk.text.rstrip()[-1] in ".!?", chunk.text
+
+
+def test_neighbours_overlap_by_at_most_the_configured_tokens() -> None:
+    # One paragraph: chunks end inside it, at sentence ends, and the next chunk starts with
+    # the last sentences that fit the overlap. (Between paragraphs that each fill a chunk the
+    # splitter overlaps nothing: a paragraph is read whole by one chunk.)
+    paragraph = LONG.replace("\n\n", " ")
+    chunks = token_chunker(64, 24).split(paragraph)
+    check(paragraph, chunks, 64)
+    pairs = list(itertools.pairwise(chunks))
+    overlapping = [(a, b) for a, b in pairs if b.start < a.end]
+    assert len(overlapping) >= len(pairs) // 2
+    for a, b in overlapping:
+        shared = paragraph[b.start : a.end]
+        assert count_tokens(shared) - 2 <= 24
+        assert a.text.endswith(shared.rstrip()) and b.text.startswith(shared.strip())
+    no_overlap = token_chunker(64, 0).split(paragraph)
+    assert all(b.start >= a.end for a, b in itertools.pairwise(no_overlap))
+    assert len(no_overlap) < len(chunks)
+
+
+def test_character_chunks_for_servers_without_a_tokenizer() -> None:
+    chunker = char_chunker(64, 8, chars_per_token=3.0)
+    assert chunker.capacity == 192
+    chunks = chunker.split(LONG)
+    check(LONG, chunks, 64)
+    assert all(len(c.text) <= 192 for c in chunks)
+    assert chunker.split("short") == [Chunk(0, 0, 5, "short", 2)]
+
+
+texts = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=3000
+) | st.lists(
+    st.sampled_from(["data", "engineer", "Nairobi.", "\n\n", "seismograph", "日本語", "🙂", "—"]),
+    min_size=1,
+    max_size=800,
+).map(" ".join)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=texts)
+def test_properties_of_word_piece_chunks(text: str) -> None:
+    chunker = token_chunker(48, 8)
+    chunks = chunker.split(text)
+    check(text, chunks, 48)
+    assert all(count_tokens(c.text) <= 48 for c in chunks)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=texts, tokens=st.integers(16, 200))
+def test_properties_of_character_chunks(text: str, tokens: int) -> None:
+    chunker = char_chunker(tokens, tokens // 4, 3.0)
+    chunks = chunker.split(text)
+    check(text, chunks, tokens)
+    assert all(len(c.text) <= chunker.capacity for c in chunks)
+
+
+def test_settings_fit_the_budget_to_the_embedders_context() -> None:
+    from pydantic import ValidationError
+
+    from common.chunking import budget_tokens, chunker_for
+    from common.settings import Settings
+
+    base = {"database_url": "postgresql://u@h/db", "redis_url": "redis://h"}
+    local = Settings(**base, embedder="local", chunk_tokens=1000)
+    assert local.context_tokens == 256 and budget_tokens(local) == 256
+    assert chunker_for(local).capacity == 254  # [CLS] and [SEP] come on top
+    ollama = Settings(**base, embedder="ollama")
+    assert ollama.context_tokens == 2048 and chunker_for(ollama).capacity == 256 * 3
+    small = Settings(**base, embedder="openai", embed_context_tokens=100, chunk_tokens=512)
+    assert budget_tokens(small) == 100 and chunker_for(small).capacity == 300
+    with pytest.raises(ValidationError, match="CHUNK_OVERLAP_TOKENS"):
+        Settings(**base, chunk_tokens=64, chunk_overlap_tokens=40)
+
+
+def test_the_long_document_variant_of_a_beir_set_keeps_every_judgement(tmp_path: Path) -> None:
+    import json
+
+    from bench.long_beir import make_long
+    from cli.beir import load
+
+    source = tmp_path / "short"
+    (source / "qrels").mkdir(parents=True)
+    docs = {f"d{i}": f"document number {i}" for i in range(7)}
+    (source / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in docs.items())
+    )
+    (source / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": f"number {i}"}) + "\n" for i in range(7))
+    )
+    (source / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(7))
+    )
+    assert make_long(source, tmp_path / "long", join=3) == 3
+    long = load(tmp_path / "long")
+    assert len(long.queries) == 7
+    for i in range(7):
+        [(home, grade)] = long.qrels[f"q{i}"].items()
+        assert grade == 1 and docs[f"d{i}"] in long.corpus[home].split("\n\n")
+    assert sorted(len(t.split("\n\n")) for t in long.corpus.values()) == [1, 3, 3]

@@ -1,0 +1,141 @@
+"""Publish after commit (common/lifecycle/handoff.py) with the broker down: ingest withdraws
+its rows and answers 503; replay and the sweeper leave the rows queued and due now, and the
+sweeper publishes them once the broker answers; re-embedding reports the failure.
+
+The broker here is a real Redis URL on a port nothing listens on."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from common.lifecycle import transitions
+from common.lifecycle.handoff import QueueUnavailable, hand_off, publish_reembed
+from stack.ports import free_port
+from tests.conftest import event_body, extra_gateway, make_key, new_key, wait_for
+from tests.processes import Gateway, Proc
+from tests.reliability_helpers import insert_queued, row
+
+FAR = "2999-01-01T00:00:00Z"  # a hand-off deadline the sweeper never reaches
+
+
+@pytest.fixture
+def broker_down(monkeypatch: pytest.MonkeyPatch, stack_env: dict[str, str]) -> Iterator[None]:
+    """This process publishes to a broker that is not there."""
+    from common.queue import producer
+    from common.settings import get_settings
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    producer.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    producer.cache_clear()
+
+
+@pytest.fixture
+def dead_broker_gateway(stack_env: dict[str, str], tmp_root: Path) -> Iterator[Gateway]:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with extra_gateway(stack_env, tmp_root, "gateway-dead-broker", REDIS_URL=dead) as gw:
+        yield gw
+
+
+def parked(db: Engine, tenant: str) -> str:
+    """A queued event no sweeper will touch (its deadline is centuries away)."""
+    [event_id] = insert_queued(db, [f"parked {uuid.uuid4().hex}"], tenant)
+    with db.begin() as conn:
+        conn.execute(
+            text("UPDATE events SET due_at = :far WHERE id = :id"), {"far": FAR, "id": event_id}
+        )
+    return event_id
+
+
+def due_soon(db: Engine, event_id: str) -> bool:
+    """Due now, or already taken by a sweeper since (which moves it SWEEP_AFTER_S ahead):
+    either way no longer waiting for the old, far deadline."""
+    with db.connect() as conn:
+        return bool(
+            conn.execute(
+                text("SELECT due_at < now() + interval '1 hour' FROM events WHERE id = :id"),
+                {"id": event_id},
+            ).scalar_one()
+        )
+
+
+def exists(db: Engine, event_id: str) -> bool:
+    with db.connect() as conn:
+        found = conn.execute(text("SELECT 1 FROM events WHERE id = :id"), {"id": event_id})
+        return found.first() is not None
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_withdraw_policy_takes_the_rows_back_and_raises(db: Engine) -> None:
+    event_id = parked(db, "handoff")
+    with pytest.raises(QueueUnavailable) as raised:
+        hand_off([event_id], None, "withdraw")
+    assert raised.value.code == "queue_unavailable" and raised.value.status_code == 503
+    assert not exists(db, event_id)
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_requeue_policy_leaves_the_rows_queued_and_due_now(db: Engine) -> None:
+    event_id = parked(db, "handoff")
+    assert hand_off([event_id], None, "requeue") is False
+    assert row(db, event_id)["status"] == "queued"
+    assert due_soon(db, event_id)
+    with db.begin() as conn:  # leave nothing queued behind
+        conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": event_id})
+
+
+@pytest.mark.usefixtures("broker_down")
+def test_reembed_publish_reports_the_broker_down() -> None:
+    with pytest.raises(QueueUnavailable):
+        publish_reembed([[str(uuid.uuid4())]], "some-model")
+
+
+def test_batch_ingest_with_the_broker_down_is_503_and_records_nothing(
+    dead_broker_gateway: Gateway, db: Engine
+) -> None:
+    tenant = f"handoff-{uuid.uuid4().hex[:8]}"
+    keys = [new_key(), new_key()]
+    with httpx.Client(
+        base_url=dead_broker_gateway.url, headers={"X-API-Key": make_key(db, tenant)}, timeout=30
+    ) as client:
+        events = [{**event_body(), "idempotency_key": k} for k in keys]
+        response = client.post("/api/v1/events/batch", json={"events": events})
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "queue_unavailable"
+    assert response.headers["retry-after"]
+    with db.connect() as conn:
+        left = conn.execute(
+            text("SELECT count(*) FROM events WHERE tenant = :t"), {"t": tenant}
+        ).scalar_one()
+    assert left == 0
+
+
+def test_replay_with_the_broker_down_is_202_and_the_sweeper_publishes_it(
+    dead_broker_gateway: Gateway, db: Engine, worker: Proc
+) -> None:
+    tenant = f"handoff-{uuid.uuid4().hex[:8]}"
+    event_id = parked(db, tenant)
+    with Session(db) as session, session.begin():
+        [pending] = transitions.claim(session, [event_id], 30)
+        assert transitions.dead_letter(session, [pending], "refused once") == 1
+    with httpx.Client(
+        base_url=dead_broker_gateway.url,
+        headers={"X-API-Key": make_key(db, tenant, "admin")},
+        timeout=30,
+    ) as admin:
+        response = admin.post("/api/v1/dead-letters/replay")
+    assert response.status_code == 202, response.text
+    assert response.json() == {"replayed": 1, "event_ids": [event_id]}
+    # Published by the session worker's sweeper, through the broker that is up.
+    wait_for(lambda: row(db, event_id)["status"] == "embedded", what="embedded after replay")
