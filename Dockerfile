@@ -14,3 +14,8 @@ COPY eventsearch eventsearch
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu -c constraints.txt .
 USER eventsearch
 EXPOSE 8000 5555
+# The local model's ONNX export (LOCAL_RUNTIME=onnx, the default; and onnx-int8), made once at
+# build from the shipped weights into the image, so no container exports at start.
+ENV LOCAL_CACHE_DIR=/home/eventsearch/.cache/eventsearch
+RUN python -m common.embedders.onnx_export --variant fp32 \
+ && python -m common.embedders.onnx_export --variant int8

@@ -1,5 +1,6 @@
-"""``e2e_vs_naive`` (stub embedder with a fixed cost per call) and ``e2e_vs_encode`` (the real
-local model): events per second from the first POST until every event is searchable."""
+"""``e2e_vs_naive`` (stub embedder with a fixed cost per call), ``e2e_vs_torch_encode`` and
+``e2e_vs_encode`` (the real local model): events per second from the first POST until every
+event is searchable."""
 
 from __future__ import annotations
 
@@ -129,35 +130,58 @@ def measure_naive(svc: Services, sizes: Sizes) -> dict[str, float]:
     }
 
 
-def _encode_rate(texts: list[str]) -> float:
-    """Texts per second of a bare ``model.encode`` in this process, batches of 64."""
-    from common.embedders.local import LocalEmbedder
+def _encode_rate(texts: list[str], runtime: str = "torch") -> float:
+    """Texts per second of a bare encode in this process, batches of 64 (the worker's)."""
+    from bench.runtimes import build, rate
 
-    model = LocalEmbedder("all-MiniLM-L6-v2", 384)
+    model = build(runtime, threads=0)  # as the worker runs it: LOCAL_THREADS unset
     model.embed(["warm-up"])
-    started = time.perf_counter()
-    for start in range(0, len(texts), 64):
-        model.embed(texts[start : start + 64])
-    return len(texts) / (time.perf_counter() - started)
+    return rate(model, texts)[0]
 
 
-def measure_encode(svc: Services, sizes: Sizes) -> dict[str, float]:
-    texts = _texts(sizes.encode_texts)
-    db_url, key = svc.database("bench_local")
-    env = svc.env("bench_local", 4, EMBEDDER="local", EMBED_BATCH_SIZE="64")
+def _local_pipeline(svc: Services, texts: list[str], runtime: str) -> float:
+    database = f"bench_local_{runtime.replace('-', '_')}"
+    db_url, key = svc.database(database)
+    env = svc.env(database, 4, EMBEDDER="local", EMBED_BATCH_SIZE="64", LOCAL_RUNTIME=runtime)
     env.pop("EMBED_MODEL")
-    # The bare encode runs before and after the pipeline and keeps its best: a noisy
-    # machine then cannot flatter the pipeline's side of the ratio.
-    encode = _encode_rate(texts)
-    worker = svc.worker(env, "bench-worker-local", concurrency=1)
-    gateway = svc.gateway(env, "bench-gateway-local")
-    _pipeline_rate(svc, gateway.url, key, db_url, ["warm the worker's model"], "warm-up")
-    pipeline = _pipeline_rate(svc, gateway.url, key, db_url, texts, "pipeline (local model)")
-    svc.stop(gateway)
-    svc.stop(worker)
-    encode = max(encode, _encode_rate(texts))
+    worker = svc.worker(env, f"bench-worker-{runtime}", concurrency=1)
+    gateway = svc.gateway(env, f"bench-gateway-{runtime}")
+    try:
+        _pipeline_rate(svc, gateway.url, key, db_url, ["warm the worker's model"], "warm-up")
+        return _pipeline_rate(svc, gateway.url, key, db_url, texts, f"pipeline ({runtime})")
+    finally:
+        svc.stop(gateway)
+        svc.stop(worker)
+
+
+def measure_encode(svc: Services, sizes: Sizes) -> dict[str, float | str]:
+    """``e2e_vs_torch_encode``: events/s through gateway, queue, workers and database with the
+    default runtime, against bare PyTorch encode of the same texts in this process;
+    ``e2e_vs_encode``: the same pipeline against a bare encode of its own runtime (what the
+    pipeline itself costs). The bare encodes run before and after the pipelines and keep their
+    best: a noisy machine then cannot flatter the pipeline's side of a ratio."""
+    from common.settings import Settings
+
+    default = Settings.model_fields["local_runtime"].default
+    texts = _texts(sizes.encode_texts)
+    torch_rate = _encode_rate(texts, "torch")
+    own = _encode_rate(texts, default) if default != "torch" else torch_rate
+    pipeline = _local_pipeline(svc, texts, default)
+    figures: dict[str, float] = {}
+    if default != "onnx-int8":  # the faster setting, measured alongside the default
+        int8 = _local_pipeline(svc, texts, "onnx-int8")
+        int8_rate = _encode_rate(texts, "onnx-int8")
+        figures["e2e_int8_events_per_s"] = round(int8, 1)
+        figures["encode_int8_texts_per_s"] = round(int8_rate, 1)
+        figures["e2e_int8_vs_torch_encode"] = round(int8 / torch_rate, 3)
+    torch_rate = max(torch_rate, _encode_rate(texts, "torch"))
+    own = max(own, _encode_rate(texts, default)) if default != "torch" else torch_rate
     return {
-        "encode_texts_per_s": round(encode, 1),
+        "local_runtime": default,
+        "encode_torch_texts_per_s": round(torch_rate, 1),
+        "encode_texts_per_s": round(own, 1),
         "e2e_local_events_per_s": round(pipeline, 1),
-        "e2e_vs_encode": round(pipeline / encode, 3),
+        "e2e_vs_torch_encode": round(pipeline / torch_rate, 3),
+        "e2e_vs_encode": round(pipeline / own, 3),
+        **figures,
     }

