@@ -23,7 +23,9 @@ import typer
 if TYPE_CHECKING:
     from eventsearch import Client
 
-EVENT_FIELDS = frozenset({"source", "type", "text", "metadata", "occurred_at"})
+EVENT_FIELDS = frozenset(
+    {"source", "type", "text", "metadata", "occurred_at", "subject", "deleted"}
+)
 SHOWN_REJECTIONS = 20
 
 
@@ -67,28 +69,45 @@ def content_key(event: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def keyed(obj: dict[str, Any], key_field: str | None, key_prefix: str) -> dict[str, Any]:
+def _required(obj: dict[str, Any], path: str, what: str) -> Any:
+    value = _lookup(obj, path)
+    if value is None or value == "":
+        raise ValueError(f"{what}_field_missing: no {path!r} on this line")
+    return value
+
+
+def keyed(
+    obj: dict[str, Any], key_field: str | None, key_prefix: str, subject_field: str | None = None
+) -> dict[str, Any]:
     """The event to send with its ``idempotency_key``: the line's own, else the value at
     ``key_field`` (a dotted path, e.g. ``metadata.posting_id``), else its content hash.
-    A top-level key field that is not an event field (``id``) is not sent: the server
-    refuses unknown fields."""
+    ``subject_field`` (a dotted path) gives the event's ``subject``: lines with the same
+    one are versions of one thing (docs/subjects.md). A top-level key or subject field that
+    is not an event field (``id``) is not sent: the server refuses unknown fields."""
     event = dict(obj)
     own = event.pop("idempotency_key", None)
+    key_value = _required(event, key_field, "key") if key_field and not own else None
+    if subject_field:
+        subject = str(_required(event, subject_field, "subject"))
+        for name in (key_field, subject_field):
+            if name and not own and "." not in name and name not in EVENT_FIELDS:
+                event.pop(name, None)
+        event["subject"] = subject
+    elif key_field and not own and "." not in key_field and key_field not in EVENT_FIELDS:
+        event.pop(key_field)
     if own:
         key = str(own)
-    elif key_field:
-        value = _lookup(event, key_field)
-        if value is None or value == "":
-            raise ValueError(f"key_field_missing: no {key_field!r} on this line")
-        if "." not in key_field and key_field not in EVENT_FIELDS:
-            event.pop(key_field)
-        key = f"{key_prefix}{value}"
+    elif key_value is not None:
+        key = f"{key_prefix}{key_value}"
     else:
+        # The hash covers the subject: a new version of a thing is new content, a new key.
         key = key_prefix + content_key(event)
     return {**event, "idempotency_key": key}
 
 
-def read_lines(stream: IO[bytes], key_field: str | None, key_prefix: str) -> Iterator[Line]:
+def read_lines(
+    stream: IO[bytes], key_field: str | None, key_prefix: str, subject_field: str | None = None
+) -> Iterator[Line]:
     """The file's lines, lazily, parsed and keyed (blank lines skipped)."""
     for number, raw in enumerate(stream, start=1):
         line = Line(number, len(raw))
@@ -97,7 +116,7 @@ def read_lines(stream: IO[bytes], key_field: str | None, key_prefix: str) -> Ite
                 obj = json.loads(raw)
                 if not isinstance(obj, dict):
                     raise ValueError("validation_error: a line must be a JSON object")
-                line.event = keyed(obj, key_field, key_prefix)
+                line.event = keyed(obj, key_field, key_prefix, subject_field)
             except json.JSONDecodeError as error:
                 line.error = f"invalid_json: {error.msg} at column {error.colno}"
             except ValueError as error:
@@ -134,6 +153,9 @@ def send(
         None, help="idempotency key from this field (dotted path); default: content hash"
     ),
     key_prefix: str = typer.Option("", help="put before every key (e.g. the file's origin)"),
+    subject_field: str | None = typer.Option(
+        None, help="subject from this field (dotted path): lines with one subject are versions"
+    ),
     batch_size: int = typer.Option(1000, min=1, help="events per request (server max 1000)"),
     timeout: float = typer.Option(60.0, help="seconds per request"),
     deadline: float = typer.Option(300.0, help="seconds of retries per batch before giving up"),
@@ -181,7 +203,9 @@ def send(
     with stream, bar, es:
         task = bar.add_task("sending", total=total, counts="")
         try:
-            for chunk in _chunks(read_lines(stream, key_field, key_prefix), batch_size):
+            for chunk in _chunks(
+                read_lines(stream, key_field, key_prefix, subject_field), batch_size
+            ):
                 _send_chunk(es, chunk, tally)
                 bar.update(
                     task,

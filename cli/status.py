@@ -82,25 +82,21 @@ def _redis(url: str | None) -> dict[str, Any]:
     import redis
 
     from common.metrics_relay import INDEX, ttl_s
-    from common.queue import QUEUE_KEYS, UNACKED_KEY
+    from common.queue import queue_figures_sync
 
     client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
     try:
-        with client.pipeline(transaction=False) as pipe:
-            for key in QUEUE_KEYS:
-                pipe.llen(key)
-            pipe.hlen(UNACKED_KEY)
-            heartbeat = float(os.environ.get("WORKER_HEARTBEAT_S", "5"))
-            pipe.zrangebyscore(INDEX, time.time() - ttl_s(heartbeat), "+inf")
-            *depths, unacked, workers = pipe.execute()
+        depth, unacked = queue_figures_sync(client)  # kombu's layout is common/queue.py's
+        heartbeat = float(os.environ.get("WORKER_HEARTBEAT_S", "5"))
+        workers = client.zrangebyscore(INDEX, time.time() - ttl_s(heartbeat), "+inf")
     except redis.RedisError as error:
         return {"state": f"down: {error}"}
     finally:
         client.close()
     return {
         "state": "ok",
-        "queue": {"depth": sum(int(d) for d in depths), "unacked": int(unacked)},
-        "workers": sorted(w.decode() for w in workers),
+        "queue": {"depth": depth, "unacked": unacked},
+        "workers": sorted(w.decode() if isinstance(w, bytes) else str(w) for w in workers),
     }
 
 

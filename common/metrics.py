@@ -98,6 +98,12 @@ DEAD_LETTERS = Counter(
     "Events given up on (permanent failure or attempts exhausted)",
     namespace=NAMESPACE,
 )
+EMBEDDINGS_REUSED = Counter(
+    "embeddings_reused",
+    "New versions of a subject whose unchanged text took the current version's vector over,"
+    " with no embedder call",
+    namespace=NAMESPACE,
+)
 CHUNKS_EMBEDDED = Counter(
     "embed_chunks",
     "Chunks embedded and stored (an event is one chunk or more)",
@@ -130,6 +136,7 @@ WORKER_ONLY = (
     EMBED_TASKS,
     RETRIES,
     DEAD_LETTERS,
+    EMBEDDINGS_REUSED,
     WORKER_HEARTBEAT,
     CHUNKS_EMBEDDED,
     TOKENS_EMBEDDED,

@@ -9,10 +9,13 @@ from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
+    BigInteger,
     Computed,
     DateTime,
     ForeignKey,
+    Identity,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -20,8 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
-
-from common.settings import get_settings
 
 # The text search configuration of events.search_text (migration 0004). Queries must parse
 # with the same one, or their stems do not meet the stored ones.
@@ -33,19 +34,12 @@ class EventStatus(enum.StrEnum):
     embedded = "embedded"
     failed = "failed"
     deleted = "deleted"
+    # A version of a subject that is not its current one (common/lifecycle/subjects.py).
+    superseded = "superseded"
 
 
 class Base(DeclarativeBase):
     pass
-
-
-def _embed_dim() -> int:
-    # The column's dimension is fixed when the table is created (EMBED_DIM); the workers
-    # refuse vectors of any other size before they reach the database.
-    try:
-        return get_settings().embed_dim
-    except Exception:  # a tool importing the models without a configured environment
-        return 384
 
 
 class Event(Base):
@@ -89,6 +83,33 @@ class Event(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+    # The upstream's id of the thing this event is a version of (common/lifecycle/subjects.py).
+    subject: Mapped[str | None] = mapped_column(String(255))
+    # The order of acceptance: breaks ties between versions with the same occurred_at.
+    seq: Mapped[int] = mapped_column(BigInteger, Identity(), nullable=False)
+
+
+class Subject(Base):
+    """One thing (tenant, source, subject) that events are versions of: the row every change
+    to it locks, and which version is current. ``current_*`` is the key (occurred time, then
+    seq) of the latest version or deletion; ``current_event_id`` is NULL when that is a
+    deletion. ``deleted_*`` is the key of the latest deletion: versions at or before it are
+    erased."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (PrimaryKeyConstraint("tenant", "source", "subject"),)
+
+    tenant: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(255))
+    current_event_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    current_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    current_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_seq: Mapped[int | None] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
 
 
 class Chunk(Base):
@@ -108,7 +129,9 @@ class Chunk(Base):
     char_end: Mapped[int] = mapped_column(Integer, nullable=False)
     tokens: Mapped[int] = mapped_column(Integer, nullable=False)
     model: Mapped[str] = mapped_column(String(255), nullable=False)
-    embedding: Mapped[Any] = mapped_column(Vector(_embed_dim()), nullable=False)
+    # The column's dimension is fixed when the migrations create it (EMBED_DIM, passed by
+    # `eventsearch migrate`); queries need none, so importing the models reads no setting.
+    embedding: Mapped[Any] = mapped_column(Vector(), nullable=False)
 
 
 class ApiKey(Base):

@@ -31,10 +31,17 @@ UNACKED_KEY = "unacked"
 
 def queue_depth(redis: SyncRedis) -> int:
     """Messages waiting in the embed queue (every priority), in one round trip."""
+    return queue_figures_sync(redis)[0]
+
+
+def queue_figures_sync(redis: SyncRedis) -> tuple[int, int]:
+    """:func:`queue_figures` for blocking callers (the sweeper, ``eventsearch status``)."""
     with redis.pipeline(transaction=False) as pipe:
         for key in QUEUE_KEYS:
             pipe.llen(key)
-        return sum(int(n) for n in pipe.execute())
+        pipe.hlen(UNACKED_KEY)
+        *depths, unacked = pipe.execute()
+    return sum(int(d) for d in depths), int(unacked)
 
 
 async def queue_figures(redis: AsyncRedis) -> tuple[int, int]:

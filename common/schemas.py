@@ -6,12 +6,29 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-from common.validation import EventText, FilterValues, Metadata, Name, Timestamp, TopK, no_nul
+from common.validation import (
+    EventText,
+    FilterValues,
+    Metadata,
+    Name,
+    SubjectName,
+    SubjectValues,
+    Timestamp,
+    TopK,
+    no_nul,
+)
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
-StatusName = Literal["queued", "embedded", "failed", "deleted"]
+StatusName = Literal["queued", "embedded", "failed", "deleted", "superseded"]
 
 
 class EventIn(BaseModel):
@@ -37,6 +54,20 @@ class EventIn(BaseModel):
     text: EventText
     metadata: Metadata = Field(default_factory=dict)
     occurred_at: Timestamp | None = None
+    subject: SubjectName | None = Field(
+        None,
+        description="the upstream's id of the thing this event is about: events of one source "
+        "and subject are versions, the latest occurred_at current (docs/subjects.md)",
+    )
+    deleted: bool = Field(
+        False, description="this event deletes its subject (needs `subject`; docs/subjects.md)"
+    )
+
+    @model_validator(mode="after")
+    def _deletion_has_subject(self) -> EventIn:
+        if self.deleted and self.subject is None:
+            raise ValueError("deleted: true needs a subject to delete")
+        return self
 
 
 class EventAccepted(BaseModel):
@@ -109,6 +140,7 @@ class EventOut(BaseModel):
     model: str | None
     embedded_at: datetime | None
     created_at: datetime
+    subject: str | None = None
 
 
 class EventPage(BaseModel):
@@ -158,6 +190,7 @@ class SearchFilters(BaseModel):
     metadata: Metadata | None = Field(
         None, description="JSON containment: the event's metadata includes all of this"
     )
+    subject: SubjectValues | None = Field(None, description="any of these subjects")
 
 
 class SearchRequest(BaseModel):
@@ -202,6 +235,7 @@ class SearchHit(BaseModel):
     type: str
     metadata: dict[str, Any]
     occurred_at: datetime | None
+    subject: str | None = None
     rankings: dict[Literal["dense", "keyword"], int] = Field(
         default_factory=dict,
         description="the hit's 1-based rank in each ranking it came from, e.g. "
@@ -226,3 +260,16 @@ class Health(BaseModel):
     database: str
     redis: str
     embedder: str
+
+
+class SubjectHistory(BaseModel):
+    """``GET /api/v1/subjects/{source}/{subject}``: its versions newest first (by occurred_at,
+    ties by acceptance), ``current`` the one search finds once embedded (null after a
+    deletion), ``deleted_at`` its latest deletion's date; ``next_cursor`` null on the last."""
+
+    source: str
+    subject: str
+    current: uuid.UUID | None
+    deleted_at: datetime | None
+    versions: list[EventOut]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")

@@ -266,6 +266,15 @@ class Settings(BaseSettings):
     def jwt_enabled(self) -> bool:
         return bool(self.jwt_jwks_url or self.jwt_hs256_secret)
 
+    # Subjects and CloudEvents (issue 15, docs/subjects.md).
+    subject_delete_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*.deleted"],
+        description="comma-separated event type patterns (fnmatch) that delete their subject",
+    )
+    cloudevents_text_field: str = Field(
+        "text", min_length=1, description="the field of a CloudEvent's object data that is the text"
+    )
+
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: str) -> str:
@@ -293,7 +302,7 @@ class Settings(BaseSettings):
             raise ValueError("must look like 1000/minute") from None
         return value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "subject_delete_types", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):

@@ -203,6 +203,11 @@ SafeStr = Annotated[str, AfterValidator(no_nul)]
 EventText = Annotated[str, StringConstraints(min_length=1), AfterValidator(text_within_limit)]
 Metadata = Annotated[dict[str, Any], AfterValidator(metadata_within_limits)]
 FilterValues = Annotated[list[Name], AfterValidator(filter_values_within_limit)]
+# An upstream's own id of a thing (common/lifecycle/subjects.py), kept exactly as given.
+SubjectName = Annotated[
+    str, StringConstraints(min_length=1, max_length=255), AfterValidator(no_nul)
+]
+SubjectValues = Annotated[list[SubjectName], AfterValidator(filter_values_within_limit)]
 TopK = Annotated[
     int,
     Field(ge=1, description="results wanted, at most SEARCH_MAX_TOP_K (100 by default)"),

@@ -39,6 +39,7 @@ from eventsearch.models import (
     Passage,
     SearchHit,
     SearchResults,
+    SubjectHistory,
 )
 from eventsearch.retry import RetryEvent, RetryPolicy
 
@@ -69,6 +70,7 @@ __all__ = [
     "SearchHit",
     "SearchResults",
     "ServerError",
+    "SubjectHistory",
     "TransportError",
     "Unavailable",
     "ValidationFailed",

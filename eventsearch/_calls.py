@@ -8,11 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+from urllib.parse import quote
 
 import httpx
 
 from eventsearch import _wire
-from eventsearch.models import Accepted, BatchResult, Event, SearchResults
+from eventsearch.models import Accepted, BatchResult, Event, SearchResults, SubjectHistory
 
 R = TypeVar("R")
 
@@ -72,6 +73,18 @@ def delete(event_id: str) -> Call[None]:
         ok=(200, 202, 204),
         gone_after_retry_ok=True,
     )
+
+
+def history(source: str, subject: str, limit: int, cursor: str | None) -> Call[SubjectHistory]:
+    query = f"?limit={limit}" + (f"&cursor={quote(cursor, safe='')}" if cursor else "")
+    return Call(
+        "GET", _wire.subject_path(source, subject) + query, lambda r: SubjectHistory.parse(r.json())
+    )
+
+
+def delete_subject(source: str, subject: str) -> Call[None]:
+    # Deleting twice is 204 too; a 404 on a retry is an unknown subject, never a done one.
+    return Call("DELETE", _wire.subject_path(source, subject), lambda r: None, ok=(200, 204))
 
 
 def search(

@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 USER_AGENT = f"eventsearch-python/{__version__}"
 EVENTS = "/api/v1/events"
 SEARCH = "/api/v1/search"
+SUBJECTS = "/api/v1/subjects"
 DEFAULT_URL = "http://localhost:8000"
 #: The server's default ``BATCH_MAX_ITEMS``; pass ``max_batch`` when it is set lower.
 MAX_BATCH = 1000
@@ -127,6 +128,10 @@ def event_path(event_id: str) -> str:
     return f"{EVENTS}/{quote(str(event_id), safe='')}"
 
 
+def subject_path(source: str, subject: str) -> str:
+    return f"{SUBJECTS}/{quote(source, safe='')}/{quote(subject, safe='')}"
+
+
 def replayed(response: httpx.Response) -> bool:
     return response.headers.get("idempotent-replayed", "").lower() == "true"
 
@@ -140,7 +145,7 @@ def settled(event: Event) -> bool:
     """True once ``event`` is embedded; raises when it can no longer be."""
     if event.status == "embedded":
         return True
-    if event.status in ("failed", "deleted"):
+    if event.status in ("failed", "deleted", "superseded"):
         raise EmbeddingFailed(
             f"event {event.id} is {event.status}: {event.error or 'no error recorded'}",
             code=f"event_{event.status}",

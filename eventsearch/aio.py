@@ -13,7 +13,7 @@ import httpx
 
 from eventsearch import _calls, _wire
 from eventsearch._calls import R
-from eventsearch.models import Accepted, BatchResult, Event, SearchResults
+from eventsearch.models import Accepted, BatchResult, Event, SearchResults, SubjectHistory
 from eventsearch.retry import Deadline, OnRetry, RetryPolicy, async_retrying
 
 
@@ -117,6 +117,18 @@ class AsyncClient:
         """The event and its processing status; :class:`~eventsearch.errors.NotFound` when
         unknown (or another tenant's)."""
         return await self._perform(_calls.get(event_id))
+
+    async def history(
+        self, source: str, subject: str, *, limit: int = 100, cursor: str | None = None
+    ) -> SubjectHistory:
+        """A subject's versions, newest first, ``limit`` a page (docs/subjects.md)."""
+        return await self._perform(_calls.history(source, subject, limit, cursor))
+
+    async def delete_subject(self, source: str, subject: str) -> None:
+        """Delete a subject: every version is erased and search finds none; a version
+        dated after the deletion brings it back. :class:`~eventsearch.errors.NotFound` when
+        the subject is unknown."""
+        await self._perform(_calls.delete_subject(source, subject))
 
     async def delete(self, event_id: str) -> None:
         """Delete an event and its vector. A 404 on a retry counts as done: the attempt

@@ -11,7 +11,7 @@ import httpx
 
 from eventsearch import _calls, _wire
 from eventsearch._calls import R
-from eventsearch.models import Accepted, BatchResult, Event, SearchResults
+from eventsearch.models import Accepted, BatchResult, Event, SearchResults, SubjectHistory
 from eventsearch.retry import Deadline, OnRetry, RetryPolicy, retrying
 
 
@@ -114,6 +114,18 @@ class Client:
         """The event and its processing status; :class:`~eventsearch.errors.NotFound` when
         unknown (or another tenant's)."""
         return self._perform(_calls.get(event_id))
+
+    def history(
+        self, source: str, subject: str, *, limit: int = 100, cursor: str | None = None
+    ) -> SubjectHistory:
+        """A subject's versions, newest first, ``limit`` a page (docs/subjects.md)."""
+        return self._perform(_calls.history(source, subject, limit, cursor))
+
+    def delete_subject(self, source: str, subject: str) -> None:
+        """Delete a subject: every version is erased and search finds none; a version
+        dated after the deletion brings it back. :class:`~eventsearch.errors.NotFound` when
+        the subject is unknown."""
+        self._perform(_calls.delete_subject(source, subject))
 
     def delete(self, event_id: str) -> None:
         """Delete an event and its vector. A 404 on a retry counts as done: the attempt

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-EventStatus = Literal["queued", "embedded", "failed", "deleted"]
+EventStatus = Literal["queued", "embedded", "failed", "deleted", "superseded"]
 ItemStatus = Literal["accepted", "duplicate", "rejected"]
 
 
@@ -126,6 +126,7 @@ class Event:
     model: str | None
     embedded_at: datetime | None
     created_at: datetime | None
+    subject: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -143,6 +144,7 @@ class Event:
             model=body.get("model"),
             embedded_at=_time(body.get("embedded_at")),
             created_at=_time(body.get("created_at")),
+            subject=body.get("subject"),
             raw=body,
         )
 
@@ -175,6 +177,7 @@ class SearchHit:
     metadata: dict[str, Any]
     occurred_at: datetime | None
     passage: Passage | None = None
+    subject: str | None = None
 
     @classmethod
     def parse(cls, body: Mapping[str, Any]) -> SearchHit:
@@ -186,7 +189,33 @@ class SearchHit:
             type=body.get("type", ""),
             metadata=dict(body.get("metadata") or {}),
             occurred_at=_time(body.get("occurred_at")),
+            subject=body.get("subject"),
             passage=Passage.parse(body.get("passage")),
+        )
+
+
+@dataclass(frozen=True)
+class SubjectHistory:
+    """A subject's versions newest first; ``current`` is the id search finds once embedded
+    (``None`` after a deletion); pass ``next_cursor`` as ``cursor`` for the next page."""
+
+    source: str
+    subject: str
+    current: str | None
+    deleted_at: datetime | None
+    versions: list[Event]
+    next_cursor: str | None
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> SubjectHistory:
+        current = body.get("current")
+        return cls(
+            source=str(body["source"]),
+            subject=str(body["subject"]),
+            current=str(current) if current is not None else None,
+            deleted_at=_time(body.get("deleted_at")),
+            versions=[Event.parse(v) for v in body.get("versions") or []],
+            next_cursor=body.get("next_cursor"),
         )
 
 

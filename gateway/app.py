@@ -29,8 +29,10 @@ from gateway import (
     openapi,
     search,
     stats,
+    subjects,
 )
 from gateway.auth_middleware import Authentication
+from gateway.cloudevents import CloudEventsIn
 from gateway.inputs import InputLimits
 from gateway.jwt_auth import JwtVerifier
 from gateway.observability import RequestObserver
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # headers alone, so nothing of an unauthenticated body is read or reported on; CORS
     # answers preflights; the observer logs and counts every answer,
     # including those two's; the request id is set outermost so every line carries it.
+    app.add_middleware(CloudEventsIn, settings=settings)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(InputLimits, settings=settings)
     app.add_middleware(
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)  # before events: /batch is not an event id
     app.include_router(events.router)
     app.include_router(deletion.router)
+    app.include_router(subjects.router)
     app.include_router(dead_letters.router)
     app.include_router(search.router)
     app.include_router(export.router)

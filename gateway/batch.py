@@ -19,6 +19,7 @@ from common.errors import AppError
 from common.lifecycle.handoff import hand_off_async
 from common.schemas import BatchIn, BatchItemResult, BatchResult, EventIn, ItemError
 from gateway.auth import IngestKey
+from gateway.cloudevents import BATCH_OPENAPI, ITEM_ERROR
 from gateway.deps import SessionDep, SettingsDep
 from gateway.idempotency import check_idempotency_key, fingerprint
 from gateway.ingest import NewEvent, record_events
@@ -47,6 +48,8 @@ def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
     """One item: its key checked, its body validated (raises AppError or ValidationError)."""
     if not isinstance(raw, dict):
         raise AppError("each event must be a JSON object", code="validation_error")
+    if ITEM_ERROR in raw:  # a CloudEvent the SDK refused (gateway/cloudevents.py)
+        raise AppError(str(raw[ITEM_ERROR]), code="invalid_cloudevent")
     body = {k: v for k, v in raw.items() if k != "idempotency_key"}
     key = raw.get("idempotency_key")
     if key is not None and not isinstance(key, str):
@@ -62,6 +65,7 @@ def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
     "/batch",
     response_model=BatchResult,
     responses={503: {"description": "a store is down; nothing was recorded"}},
+    openapi_extra=BATCH_OPENAPI,
 )
 async def ingest_batch(
     batch: BatchIn, session: SessionDep, settings: SettingsDep, caller: IngestKey

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from common.errors import AppError
+
+T = TypeVar("T")
 
 
 class InvalidCursor(AppError):
@@ -36,3 +40,13 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return created_at, uuid.UUID(row_id)
     except ValueError:
         raise InvalidCursor("the cursor is not one this API gave") from None
+
+
+def paged(
+    rows: Sequence[T], limit: int, position: Callable[[T], tuple[datetime, uuid.UUID]]
+) -> tuple[list[T], str | None]:
+    """A page of a list queried with ``limit + 1`` rows: its first ``limit`` rows and the
+    cursor of the next page (``position`` of the last row shown), ``None`` on the last."""
+    page = list(rows[:limit])
+    more = len(rows) > limit and bool(page)
+    return page, encode_cursor(*position(page[-1])) if more else None

@@ -26,7 +26,7 @@ from common.lifecycle.handoff import hand_off_async
 from common.models import DeadLetter, Event
 from common.settings import get_settings
 from gateway.auth import AdminKey
-from gateway.cursors import decode_cursor, encode_cursor
+from gateway.cursors import decode_cursor, paged
 from gateway.deps import SessionDep
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
@@ -99,7 +99,7 @@ async def list_dead_letters(
         after = decode_cursor(cursor)
         query = query.where(tuple_(DeadLetter.created_at, DeadLetter.id) < after)
     rows = (await session.execute(query)).all()
-    page = [
+    shown = [
         DeadLetterOut(
             id=row.DeadLetter.id,
             event_id=row.DeadLetter.event_id,
@@ -109,10 +109,9 @@ async def list_dead_letters(
             source=row.source,
             type=row.type,
         )
-        for row in rows[:limit]
+        for row in rows
     ]
-    more = len(rows) > limit
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if more and page else None
+    page, next_cursor = paged(shown, limit, lambda d: (d.created_at, d.id))
     return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
 
 

@@ -28,6 +28,7 @@ SHOWN: dict[str, InstrumentedAttribute[Any]] = {
     "model": Event.model,
     "attempts": Event.attempts,
     "error": Event.error,
+    "subject": Event.subject,
 }
 
 Source = Annotated[str | None, Query(max_length=128)]

@@ -16,7 +16,8 @@ from common.lifecycle.handoff import hand_off_async
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut, EventPage
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
-from gateway.cursors import decode_cursor, encode_cursor
+from gateway.cloudevents import EVENT_OPENAPI
+from gateway.cursors import decode_cursor, paged
 from gateway.deps import RedisDep, SessionDep, SettingsDep
 from gateway.event_filters import SHOWN, Source, Status, matching
 from gateway.idempotency import (
@@ -42,6 +43,7 @@ log = logging.getLogger("eventsearch.gateway")
         422: {"description": "invalid body, or key reused with another body"},
         503: {"description": "a store is down; nothing was recorded; retry after Retry-After"},
     },
+    openapi_extra=EVENT_OPENAPI,
 )
 async def ingest_event(
     event: EventIn,
@@ -57,7 +59,11 @@ async def ingest_event(
 
     The same key with the same body replays the first answer byte for byte
     (``Idempotent-Replayed: true``); with another body it is 422 ``idempotency_key_reused``;
-    while the first request still runs, 409 ``idempotency_key_in_progress``."""
+    while the first request still runs, 409 ``idempotency_key_in_progress``.
+
+    Also takes a CloudEvent (docs/subjects.md): structured mode as
+    ``application/cloudevents+json``, or binary mode (``ce-*`` headers, the data as the
+    body); its ``ce:{source}:{id}`` is then the idempotency key."""
     key = key_from_header(
         idempotency_key if idempotency_key is not None else x_idempotency_key,
         settings.idempotency_required,
@@ -160,12 +166,9 @@ async def list_events(
     )
     if cursor:
         query = query.where(tuple_(Event.created_at, Event.id) < decode_cursor(cursor))
-    rows = (await session.execute(query)).all()
-    page = [_out(row) for row in rows[:limit]]
-    more = len(rows) > limit
-    return EventPage(
-        events=page, next_cursor=encode_cursor(page[-1].created_at, page[-1].id) if more else None
-    )
+    rows = [_out(row) for row in (await session.execute(query)).all()]
+    page, next_cursor = paged(rows, limit, lambda e: (e.created_at, e.id))
+    return EventPage(events=page, next_cursor=next_cursor)
 
 
 def _out(row: Any) -> EventOut:
@@ -183,4 +186,5 @@ def _out(row: Any) -> EventOut:
         model=row.model,
         embedded_at=row.embedded_at,
         created_at=row.created_at,
+        subject=row.subject,
     )

@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.lifecycle import transitions
+from common.lifecycle import subjects, transitions
 from common.models import Event
 from common.schemas import EventAccepted, EventIn
 from gateway.idempotency import key_reused
@@ -48,6 +48,7 @@ def _row(tenant: str, item: NewEvent) -> dict[str, object]:
         "text": e.text,
         "metadata": e.metadata,
         "occurred_at": e.occurred_at,
+        "subject": e.subject,
     }
 
 
@@ -61,7 +62,14 @@ async def record_events(
     if not items:
         return []
     rows = [_row(tenant, item) for item in items]
-    inserted = await session.run_sync(transitions.record, rows)
+    # Events that delete their subject (docs/subjects.md): "deleted": true, or their type.
+    deleting = {
+        cast(uuid.UUID, row["id"])
+        for row, item in zip(rows, items, strict=True)
+        if item.event.subject is not None
+        and subjects.is_deletion(item.event.type, item.event.deleted)
+    }
+    inserted = await session.run_sync(transitions.record, rows, deleting)
     missing = [item.key for row, item in zip(rows, items, strict=True) if row["id"] not in inserted]
     known = {}
     if missing:

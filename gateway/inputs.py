@@ -22,6 +22,7 @@ from common.settings import Settings
 from gateway.errors import error_response
 
 BATCH_PATH = "/api/v1/events/batch"
+EVENTS_PATH = "/api/v1/events"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -84,6 +85,8 @@ class InputLimits:
             and scope["path"].startswith("/api/")
             and content_type is not None
             and not is_json(content_type)
+            # A binary-mode CloudEvent's body is its data, of its own media type.
+            and not (scope["path"].rstrip("/") == EVENTS_PATH and "ce-specversion" in headers)
         ):
             message = f"the body must be JSON (application/json), not {content_type[:100]!r}"
             await reply(scope, receive, send, 400, "unsupported_media_type", message)

@@ -37,6 +37,7 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "metadata": '{"company": "Safaricom"}',
     "idempotency-key": "posting-2026-11-01-0001",
     "x-idempotency-key": "posting-2026-11-01-0001",
+    "subject": "posting-42",
 }
 EXAMPLE_TIME = "2026-11-01T09:00:02.418Z"
 HIT = {
@@ -77,6 +78,14 @@ SCHEMA_EXAMPLES: dict[str, Any] = {
         ],
     },
     "Health": {"status": "ok", "database": "ok", "redis": "ok", "embedder": "ok"},
+}
+SCHEMA_EXAMPLES["SubjectHistory"] = {
+    "source": "jobboard",
+    "subject": "posting-42",
+    "current": EXAMPLE_ID,
+    "deleted_at": None,
+    "versions": [{**SCHEMA_EXAMPLES["EventOut"], "subject": "posting-42"}],
+    "next_cursor": None,
 }
 ERRORS: dict[str, str] = {
     "400": "bad request: missing or invalid header, unparsable or non-JSON body",

@@ -88,7 +88,13 @@ class Stats(BaseModel):
                 {
                     "tenant": "dev",
                     "events": 1204,
-                    "by_status": {"queued": 3, "embedded": 1190, "failed": 1, "deleted": 10},
+                    "by_status": {
+                        "queued": 3,
+                        "embedded": 1190,
+                        "failed": 1,
+                        "deleted": 10,
+                        "superseded": 7,
+                    },
                     "by_source": {"jobboard": 1000, "helpdesk": 204},
                     "other_sources": 0,
                     "by_type": {"job.posted": 1000, "ticket.opened": 204},

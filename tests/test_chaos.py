@@ -13,7 +13,7 @@ def test_every_accepted_event_is_embedded_once_or_dead_lettered_through_chaos(
     tmp_path: Path,
 ) -> None:
     lines: list[str] = []
-    result = run(1000, tmp_path / "chaos", rate=50, say=lines.append)
+    result = run(1000, tmp_path / "chaos", rate=50, say=lines.append, subjects=20, versions=4)
     report = "\n".join(lines)
     assert result.duplicates == 0, report
     assert result.lost == 0, report
@@ -23,6 +23,10 @@ def test_every_accepted_event_is_embedded_once_or_dead_lettered_through_chaos(
     assert lines[-1].startswith(
         "chaos: sent=1000 stored=1000 duplicates=0 lost=0 dead_letters=10 partial_chunk_sets=0"
     )
+    # Versions sent out of order: one current version per subject, the latest.
+    assert lines[-2] == (
+        "chaos: subjects=20 versions=80 one_current_latest=20 superseded=60 problems=0"
+    ), report
     assert sum("SIGKILLed worker" in line for line in lines) == 3
     assert any("SIGKILLed Redis" in line for line in lines)
     assert any("stopped PostgreSQL" in line for line in lines)

@@ -92,3 +92,52 @@ def test_search_with_the_real_model_finds_by_meaning(local_stack: tuple[str, str
         assert found["results"][0]["score"] > found["results"][1]["score"]
         status = client.get(f"/api/v1/events/{ids[0]}").json()
         assert status["model"] == "all-MiniLM-L6-v2"
+
+
+def test_a_long_posting_is_found_by_its_last_duty_with_the_real_model(
+    local_stack: tuple[str, str],
+) -> None:
+    # The case: a long posting whose one distinctive duty is its last sentence, and
+    # an unrelated short one. The model reads 256 word pieces: without chunks the long
+    # posting's vector knew nothing of that duty and scored below the unrelated one.
+    url, key = local_stack
+    routine = (
+        "You will join the platform team that runs the nightly ingestion of partner feeds, "
+        "review pull requests, keep the dashboards green and write runbooks for on-call. "
+    )
+    paragraphs = [f"Week {i}: {routine}" for i in range(30)]
+    last = "Finally, you will care for the beehives on the office roof and harvest the honey."
+    posting = "\n\n".join([*paragraphs, last])
+    assert len(posting) > 4500
+    with httpx.Client(base_url=url, timeout=60, headers={"X-API-Key": key}) as client:
+        ids = []
+        for text in (posting, "Pastry chef wanted for a bakery in Lyon, early mornings"):
+            response = client.post(
+                "/api/v1/events",
+                headers={"Idempotency-Key": new_key()},
+                json={"source": "long", "type": "job.posted", "text": text},
+            )
+            assert response.status_code == 202
+            ids.append(response.json()["id"])
+        wait_for(
+            lambda: all(
+                client.get(f"/api/v1/events/{i}").json()["status"] == "embedded" for i in ids
+            ),
+            timeout=180,
+            what="embedded by the local model",
+        )
+        found = client.post(
+            "/api/v1/search",
+            json={
+                "query": "looking after bees and collecting honey on the roof",
+                "top_k": 2,
+                "mode": "dense",
+                "filters": {"source": ["long"]},
+            },
+        ).json()["results"]
+    assert found[0]["id"] == ids[0]
+    passage = found[0]["passage"]
+    assert (
+        "beehives" in passage["text"]
+        and posting[passage["start"] : passage["end"]] == (passage["text"])
+    )

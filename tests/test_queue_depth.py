@@ -21,6 +21,7 @@ from common.queue import (
     UNACKED_KEY,
     queue_depth,
     queue_figures,
+    queue_figures_sync,
 )
 from stack.redis import EmbeddedRedis
 
@@ -60,6 +61,6 @@ def test_depth_counts_every_message_in_a_real_redis(own_redis: EmbeddedRedis) ->
         async with redis.asyncio.Redis.from_url(own_redis.url) as conn:
             return await queue_figures(conn)
 
-    assert asyncio.run(figures()) == (5, 0)
+    assert asyncio.run(figures()) == (5, 0) == queue_figures_sync(client)
     client.delete(*QUEUE_KEYS)
     assert queue_depth(client) == 0

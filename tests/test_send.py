@@ -140,8 +140,11 @@ def test_send_gives_up_after_its_deadline_with_exit_2_and_says_how_to_resume(
 ) -> None:
     path = tmp_path / "one.jsonl"
     path.write_text(json.dumps({"source": "s", "type": "t", "text": "x"}) + "\n")
-    with ScriptedServer(error(503, "database_unavailable", retry_after="0")) as server:
-        done = run_send(server.url, "k", str(path), "--deadline", "0.5")
+    # Retry-After 1 s against a 6 s deadline: fewer attempts than the 8 allowed fit, so the
+    # deadline (not the attempt count) ends it, and a first answer slower than 5 s (a loaded
+    # machine) is all it takes to miss the first retry (0.5 s was too tight under load).
+    with ScriptedServer(error(503, "database_unavailable", retry_after="1")) as server:
+        done = run_send(server.url, "k", str(path), "--deadline", "6")
     assert done.returncode == 2
     assert "database_unavailable" in done.stderr and "resume" in done.stderr
     assert "retry 1: database_unavailable" in done.stderr  # each retry is shown as it happens

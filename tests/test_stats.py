@@ -71,7 +71,13 @@ def test_stats_count_the_tenants_events_by_status_source_and_type(
     stats = tenant.stats()
     assert stats["tenant"] == tenant.name
     assert stats["events"] == 6
-    assert stats["by_status"] == {"queued": 0, "embedded": 4, "failed": 1, "deleted": 1}
+    assert stats["by_status"] == {
+        "queued": 0,
+        "embedded": 4,
+        "failed": 1,
+        "deleted": 1,
+        "superseded": 0,
+    }
     # The deleted event's source and type are erased (issue 12, item 7): by status only.
     assert stats["by_source"] == {"helpdesk": 3, "jobboard": 2}
     assert stats["by_type"] == {"job.posted": 2, "ticket.closed": 2, "ticket.opened": 1}
@@ -95,7 +101,13 @@ def test_stats_tell_the_oldest_queued_events_age(tenant: Tenant, db: Engine) -> 
         )
     try:
         stats = tenant.stats()
-        assert stats["by_status"] == {"queued": 2, "embedded": 0, "failed": 0, "deleted": 0}
+        assert stats["by_status"] == {
+            "queued": 2,
+            "embedded": 0,
+            "failed": 0,
+            "deleted": 0,
+            "superseded": 0,
+        }
         age = stats["oldest_queued_age_s"]
         assert isinstance(age, float) and 12 <= age < 12 + 25
     finally:

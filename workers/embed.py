@@ -38,14 +38,16 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery_batches import SimpleRequest
 from sqlalchemy import exc as sa_exc
 
+from common import metrics
 from common.embed_slots import SlotsBusy
-from common.lifecycle import apply
+from common.lifecycle import apply, subjects
 from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
 from common.queue import TASK_EMBED
 from common.settings import get_settings
+from workers import chunk_embed
 from workers.batching import budgeted, process
-from workers.embedder import slots
+from workers.embedder import embedder, slots
 from workers.observability import observed
 from workers.reliable_batches import REQUEUE, ReliableBatches
 from workers.retry_policy import RequestIds, dead_letter_spent, retry_or_dead_letter
@@ -100,9 +102,20 @@ def claim_and_process(ids: Sequence[str], rids: RequestIds | None, events: list[
     handler retries them)."""
     settings = get_settings()
     events += apply(t.claim, ids, settings.sweep_after_s)
-    live = dead_letter_spent(events)
+    live = sift(dead_letter_spent(events))
     for part in budgeted(live, settings):
         process(part, rids)
+
+
+def sift(events: list[Pending]) -> list[Pending]:
+    """The claimed events still to embed: versions of a subject that are not current, or
+    whose text is unchanged, need no embedder call (``common/lifecycle/subjects.sift``)."""
+    versions = [e.id for e in events if e.subject is not None]
+    if not versions:
+        return events
+    stale, reused = apply(subjects.sift, versions, embedder().model, chunk_embed.chunker().name)
+    metrics.EMBEDDINGS_REUSED.inc(len(reused))
+    return [e for e in events if e.id not in stale and e.id not in reused]
 
 
 @shared_task(base=ReliableBatches, name=TASK_EMBED, acks_late=True)

@@ -48,11 +48,16 @@ def sweep_once(broker: Redis) -> int:
     # A worker batch of ids a message, like the batch endpoint, on the shared producer (which
     # fails fast when Redis is down rather than retrying inside this round); each with the
     # request id its event came with, so the logs of every attempt join up. A failed publish
-    # leaves its events due now: the next round tries again (common/lifecycle/handoff.py).
+    # leaves its events due now: the next round tries again (common/lifecycle/handoff.py),
+    # and so does the rest of the round, unpublished (one refused publish is enough to know
+    # the broker is down: a round of hundreds of request ids must not try each in turn).
     published = 0
-    for request_id, group in by_request.items():
-        if hand_off(group, request_id, "requeue"):
-            published += len(group)
+    groups = list(by_request.items())
+    for index, (request_id, group) in enumerate(groups):
+        if not hand_off(group, request_id, "requeue"):
+            apply(t.requeue, [i for _, rest in groups[index + 1 :] for i in rest])
+            break
+        published += len(group)
     return published
 
 

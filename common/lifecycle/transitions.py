@@ -17,6 +17,11 @@ The states (docs/architecture.md draws them)::
                  └─withdraw (its hand-off failed: the row goes) ; any ──delete──► deleted
     embedded ──reembed_failed──► embedded (old vector kept, error + dead letter)
 
+Versions of a subject (``common/lifecycle/subjects.py``): a ``queued`` version that is not
+its subject's current one becomes ``superseded`` (``sift``, ``before_store``), an ``embedded``
+one too when a newer version is stored; a subject's deletion erases its versions as
+:func:`delete` does.
+
 ``deleted`` is final: no transition leaves it, and every other transition's precondition
 excludes it, so an old task for a deleted event writes nothing.
 """
@@ -24,7 +29,7 @@ excludes it, so an old task for a deleted event writes nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
@@ -34,6 +39,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from common import chunk_store
+from common.lifecycle import subjects
 from common.models import Event
 
 ERROR_MAX = 2000  # characters of an error kept on the event and its dead letter
@@ -47,6 +53,7 @@ class Pending:
     text: str
     attempts: int  # including the one under way
     error: str | None = None  # the previous attempt's, if any
+    subject: str | None = None  # a version of this subject (common/lifecycle/subjects.py)
 
 
 @dataclass(frozen=True)
@@ -67,11 +74,16 @@ def _uuids(ids: Iterable[str | uuid.UUID]) -> list[uuid.UUID]:
 # --- ingest ---------------------------------------------------------------------------
 
 
-def record(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[uuid.UUID, datetime]:
-    """(none) → ``queued``: insert new events in one statement. Precondition: no event of
-    the tenant holds the idempotency key yet (``ON CONFLICT DO NOTHING`` on
+def record(
+    session: Session, rows: Sequence[Mapping[str, Any]], deleting: Collection[uuid.UUID] = ()
+) -> dict[uuid.UUID, datetime]:
+    """(none) → ``queued``: insert new events of one tenant in one statement. Precondition:
+    no event of the tenant holds the idempotency key yet (``ON CONFLICT DO NOTHING`` on
     ``uq_events_tenant_key``). Returns the ids inserted with their ``created_at``; a row
-    missing from the answer met a known key (the caller looks up the first event)."""
+    missing from the answer met a known key (the caller looks up the first event).
+
+    Rows with a ``subject`` are versions of it, and settle it in the same transaction
+    (:func:`common.lifecycle.subjects.settle`); those whose id is in ``deleting`` delete it."""
     if not rows:
         return {}
     table = cast(Table, Event.__table__)
@@ -79,12 +91,27 @@ def record(session: Session, rows: Sequence[Mapping[str, Any]]) -> dict[uuid.UUI
         insert(table)
         .values([{**row, "status": "queued"} for row in rows])
         .on_conflict_do_nothing(constraint="uq_events_tenant_key")
-        .returning(table.c.id, table.c.created_at)
+        .returning(table.c.id, table.c.created_at, table.c.seq)
     )
-    return {row.id: row.created_at for row in result}
+    inserted = {row.id: row for row in result}
+    versions = [
+        subjects.Version(
+            new.id,
+            row["source"],
+            row["subject"],
+            (row.get("occurred_at") or new.created_at, new.seq),
+            new.id in deleting,
+        )
+        for row in rows
+        if row.get("subject") is not None and (new := inserted.get(row["id"])) is not None
+    ]
+    subjects.settle(session, rows[0]["tenant"], versions)
+    return {row.id: row.created_at for row in inserted.values()}
 
 
-WITHDRAW = text("DELETE FROM events WHERE id = ANY(:ids) AND status = 'queued' AND attempts = 0")
+WITHDRAW = text(
+    "DELETE FROM events WHERE id = ANY(:ids) AND status = 'queued' AND attempts = 0 RETURNING id"
+)
 
 
 def withdraw(session: Session, ids: Iterable[str | uuid.UUID]) -> int:
@@ -94,7 +121,10 @@ def withdraw(session: Session, ids: Iterable[str | uuid.UUID]) -> int:
     uids = _uuids(ids)
     if not uids:
         return 0
-    return session.connection().execute(WITHDRAW, {"ids": uids}).rowcount
+    gone = [r.id for r in session.connection().execute(WITHDRAW, {"ids": uids})]
+    # A subject whose current version went falls back to its latest remaining one.
+    subjects.forget(session, gone)
+    return len(gone)
 
 
 # --- the worker -----------------------------------------------------------------------
@@ -103,7 +133,7 @@ CLAIM = text(
     "UPDATE events SET attempts = attempts + 1, updated_at = now(),"
     " due_at = now() + make_interval(secs => :lease)"
     " WHERE id = ANY(:ids) AND status = 'queued'"
-    " RETURNING id, text, attempts, error"
+    " RETURNING id, text, attempts, error, subject"
 )
 
 
@@ -118,7 +148,7 @@ def claim(session: Session, ids: Iterable[str | uuid.UUID], lease_s: float) -> l
     if not uids:
         return []
     rows = session.execute(CLAIM, {"ids": uids, "lease": lease_s}).all()
-    return [Pending(r.id, r.text, r.attempts, r.error) for r in rows]
+    return [Pending(r.id, r.text, r.attempts, r.error, r.subject) for r in rows]
 
 
 # The batch's chunks go to a temporary table by binary COPY (common/chunk_store.py); the
@@ -142,6 +172,9 @@ def store(
     if not sets:
         return []
     chunk_store.stage(session, sets)
+    # Under the subjects' locks: versions no longer current are superseded instead, and the
+    # version each one replaces in search is superseded (common/lifecycle/subjects.py).
+    subjects.before_store(session, [s.event_id for s in sets])
     stored = {r.id for r in session.execute(STORE, {"model": model, "chunking": chunking})}
     chunk_store.replace(session, list(stored), model)
     return [s for s in sets if s.event_id in stored]
@@ -286,7 +319,7 @@ def replay(
 # on status 'deleted' removes them (migration 0005), whoever writes that status.
 DELETE = text(
     "UPDATE events SET status = 'deleted', source = '', type = '', text = '',"
-    " metadata = '{}'::jsonb, occurred_at = NULL, chunking = NULL, model = NULL,"
+    " metadata = '{}'::jsonb, occurred_at = NULL, subject = NULL, chunking = NULL, model = NULL,"
     " error = NULL, due_at = NULL, request_id = NULL, updated_at = now()"
     " WHERE id = :id AND tenant = :tenant AND status <> 'deleted' RETURNING id"
 )

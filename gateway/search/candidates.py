@@ -18,6 +18,7 @@ COLUMNS = (
     Event.type.label("type"),
     Event.meta.label("meta"),
     Event.occurred_at.label("occurred_at"),
+    Event.subject.label("subject"),
 )
 
 
@@ -30,6 +31,7 @@ class Candidate:
     metadata: dict[str, Any]
     occurred_at: datetime | None
     score: float
+    subject: str | None = None
     rankings: dict[str, int] = field(default_factory=dict)
     # The character span of the text that matched: the best chunk (dense), or the part
     # around the words found (keyword, filled in for the final hits only).
@@ -47,6 +49,7 @@ def from_row(
         type=row.type,
         metadata=row.meta,
         occurred_at=row.occurred_at,
+        subject=row.subject,
         score=score,
         rankings={ranking: rank},
         passage=passage,

@@ -48,10 +48,11 @@ async def search_get(
     occurred_after: AwareDatetime | None = None,
     occurred_before: AwareDatetime | None = None,
     metadata: Annotated[str | None, Query(description='a JSON object: {"k": "v"}')] = None,
+    subject: Annotated[list[str] | None, Query(description="repeatable")] = None,
 ) -> SearchResponse:
     """``GET`` form of search, for curl and browsers: ``?q=...&source=a&source=b&metadata=
     {"company":"Safaricom"}``."""
-    filters = from_query(source, type, occurred_after, occurred_before, metadata)
+    filters = from_query(source, type, occurred_after, occurred_before, metadata, subject)
     try:
         request = SearchRequest(query=q, top_k=top_k, mode=mode, filters=filters)
     except ValidationError as error:  # e.g. a q of blanks only, or top_k over the maximum

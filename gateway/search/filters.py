@@ -42,6 +42,7 @@ def conditions(tenant: str, filters: SearchFilters) -> Where:
         "f_after": filters.occurred_after,
         "f_before": filters.occurred_before,
         "f_metadata": filters.metadata or None,
+        "f_subject": filters.subject or None,
     }
     shape = tuple(value is not None for value in values.values())
     params = {"f_tenant": tenant, **{k: v for k, v in values.items() if v is not None}}
@@ -51,7 +52,7 @@ def conditions(tenant: str, filters: SearchFilters) -> Where:
 @lru_cache(maxsize=64)
 def clauses(shape: tuple[bool, ...]) -> tuple[ColumnElement[bool], ...]:
     """The conditions of a shape, binding ``f_tenant`` and the ``f_*`` of each set filter."""
-    has_source, has_type, has_after, has_before, has_metadata = shape
+    has_source, has_type, has_after, has_before, has_metadata, has_subject = shape
     where: list[ColumnElement[bool]] = [Event.tenant == bindparam("f_tenant")]
     if has_source:
         where.append(Event.source.in_(bindparam("f_source", expanding=True)))
@@ -64,6 +65,8 @@ def clauses(shape: tuple[bool, ...]) -> tuple[ColumnElement[bool], ...]:
     if has_metadata:
         # jsonb @>, served by the GIN jsonb_path_ops index.
         where.append(Event.meta.contains(bindparam("f_metadata", type_=JSONB)))
+    if has_subject:
+        where.append(Event.subject.in_(bindparam("f_subject", expanding=True)))
     return tuple(where)
 
 
@@ -73,6 +76,7 @@ def from_query(
     occurred_after: datetime | None,
     occurred_before: datetime | None,
     metadata: str | None,
+    subject: list[str] | None = None,
 ) -> SearchFilters:
     """Filters from GET query parameters; ``metadata`` is a JSON object (``{"k": "v"}``).
     A bad value raises :class:`RequestValidationError`: the usual 422 naming the parameter."""
@@ -111,6 +115,7 @@ def from_query(
                 "occurred_after": occurred_after,
                 "occurred_before": occurred_before,
                 "metadata": meta,
+                "subject": subject or None,
             }
         )
     except ValidationError as error:

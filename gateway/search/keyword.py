@@ -34,6 +34,7 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    or_,
     select,
     true,
 )
@@ -72,7 +73,13 @@ def statement(shape: tuple[bool, ...], web_syntax: bool) -> Select[Any]:
     any_word = cast(
         func.replace(cast(func.plainto_tsquery(_CONFIG, query), Text), "&", "|"), TSQUERY
     )
-    scope = [*clauses(shape), Event.status != EventStatus.deleted]
+    scope = [
+        *clauses(shape),
+        Event.status.not_in([EventStatus.deleted, EventStatus.superseded]),
+        # A version of a subject is found once embedded: the one embedded version is the
+        # subject's one hit (common/lifecycle/subjects.py), also while a newer one waits.
+        or_(Event.subject.is_(None), Event.status == EventStatus.embedded),
+    ]
     match = [*scope, Event.search_text.op("@@")(any_word)]
     if web_syntax:
         match.append(Event.search_text.op("@@")(func.websearch_to_tsquery(_CONFIG, query)))

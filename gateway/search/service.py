@@ -97,6 +97,7 @@ async def run_search(
                 type=c.type,
                 metadata=c.metadata,
                 occurred_at=c.occurred_at,
+                subject=c.subject,
                 rankings=c.rankings,
                 passage=passage(c),
             )

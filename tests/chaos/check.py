@@ -8,6 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from tests.chaos.client import Sent, is_marked, text_of
+from tests.chaos.subjects import SubjectVerdict
 
 
 @dataclass
@@ -25,8 +26,12 @@ class Verdict:
     partial_sets: int = 0  # embedded events whose chunk set has a gap or stops short
     chunks: int = 0
 
+    subjects: SubjectVerdict | None = None  # the subjects' own (tests/chaos/subjects.py)
+
     @property
     def ok(self) -> bool:
+        if self.subjects is not None and not self.subjects.ok:
+            return False
         return not (
             self.duplicates
             or self.lost
@@ -66,7 +71,7 @@ def verdict(db: Engine, tenant: str, run: str, n: int, sent: Sent) -> Verdict:
                 " extract(epoch FROM e.embedded_at - e.created_at) AS waited,"
                 " (SELECT count(*) FROM dead_letters d WHERE d.event_id = e.id"
                 "   AND d.replayed_at IS NULL AND d.error <> '') AS letters"
-                " FROM events e WHERE e.tenant = :t"
+                " FROM events e WHERE e.tenant = :t AND e.source = 'chaos'"
             ),
             {"t": tenant},
         ).all()

@@ -54,9 +54,11 @@ class Sent:
             self.statuses[what] = self.statuses.get(what, 0) + 1
 
 
-def send_one(client: httpx.Client, run: str, i: int, sent: Sent, deadline_s: float) -> None:
-    body = {"source": "chaos", "type": "job.posted", "text": text_of(run, i)}
-    headers = {"Idempotency-Key": f"chaos-{run}-{i}"}
+def send_one(
+    client: httpx.Client, body: dict[str, object], key: str, i: int, sent: Sent, deadline_s: float
+) -> None:
+    """Send ``body`` (number ``i``) until it is accepted, retrying with the same ``key``."""
+    headers = {"Idempotency-Key": key}
     give_up_at = time.monotonic() + deadline_s
     pause = 0.1
     while time.monotonic() < give_up_at:
@@ -93,7 +95,8 @@ def send_all(base_url: str, key: str, run: str, n: int, rate: float, threads: in
 
         def paced(i: int) -> None:
             time.sleep(max(0.0, started + i / rate - time.monotonic()))  # pacing, not waiting
-            send_one(client, run, i, sent, deadline_s=180)
+            body = {"source": "chaos", "type": "job.posted", "text": text_of(run, i)}
+            send_one(client, body, f"chaos-{run}-{i}", i, sent, deadline_s=180)
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(paced, range(n)))

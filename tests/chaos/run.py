@@ -34,6 +34,8 @@ from stack.redis import EmbeddedRedis
 from tests import processes
 from tests.chaos.check import Verdict, settled, verdict
 from tests.chaos.client import Sent, send_all
+from tests.chaos.subjects import send_versions
+from tests.chaos.subjects import verdict as subject_verdict
 from tests.stub_embedder import StubServer
 
 # Timings scaled so that a run takes minutes, not hours; each must keep the order the
@@ -173,9 +175,17 @@ def say_now(line: str) -> None:
 
 
 def run(
-    n: int, root: Path, rate: float, seed: int = 5, say: Callable[[str], None] = say_now
+    n: int,
+    root: Path,
+    rate: float,
+    seed: int = 5,
+    say: Callable[[str], None] = say_now,
+    subjects: int = 100,
+    versions: int = 5,
 ) -> Verdict:
-    """One chaos run of ``n`` events sent at ``rate`` per second; returns the verdict."""
+    """One chaos run of ``n`` events sent at ``rate`` per second, and meanwhile ``versions``
+    versions of each of ``subjects`` subjects, shuffled; returns the verdict (its
+    ``subjects`` the subjects' own)."""
     root.mkdir(parents=True, exist_ok=True)
     chaos = Chaos(root, seed, say)
     try:
@@ -190,6 +200,24 @@ def run(
         chaos.note(f"sending {n} events at {rate:.0f}/s")
         sending_since = time.monotonic()
         sender.start()
+        # The versions are spread over the same time as the events, through the same faults.
+        subject_rate = max(subjects * versions / (n / rate), 1.0)
+        versions_box: list[Sent] = []
+        versions_sender = threading.Thread(
+            target=lambda: versions_box.append(
+                send_versions(
+                    chaos.gateway.url,  # type: ignore[union-attr]
+                    key,
+                    run_id,
+                    subjects,
+                    versions,
+                    subject_rate,
+                    seed,
+                )
+            ),
+            daemon=True,
+        )
+        versions_sender.start()
         schedule: list[tuple[float, Callable[[], None]]] = [
             (0.15, lambda: chaos.kill_worker(0)),
             (0.30, chaos.restart_redis),
@@ -203,8 +231,14 @@ def run(
                 time.sleep(0.05)  # the schedule's clock
             action()
         sender.join()
+        versions_sender.join()
         sent = sent_box[0]
         chaos.note(f"all sent: {len(sent.accepted)} accepted, {sent.retries} client retries")
+        versions_sent = versions_box[0]
+        chaos.note(
+            f"versions sent out of order: {len(versions_sent.accepted)} accepted,"
+            f" {versions_sent.retries} client retries, {len(versions_sent.given_up)} given up"
+        )
         wait_until(lambda: settled(db, chaos._tenant), max(120, n / 20), "every event settled")
         chaos.note("nothing left queued")
         result = verdict(db, chaos._tenant, run_id, n, sent)
@@ -215,10 +249,12 @@ def run(
             f"chaos: longest wait accepted->embedded {result.longest_wait_s:.1f}s"
             f" (mean {result.mean_wait_s:.2f}s); most attempts for one event {result.max_attempts}"
         )
-        for problem in result.problems:
+        result.subjects = subject_verdict(db, chaos._tenant, run_id, subjects, versions)
+        for problem in result.problems + result.subjects.problems[:20]:
             say(f"chaos: PROBLEM {problem}")
         if result.unexpected_dead_letters:
             say(f"chaos: PROBLEM {result.unexpected_dead_letters} unmarked events dead-lettered")
+        say(result.subjects.line())
         say(result.line())
         return result
     finally:
@@ -231,8 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="events sent per second")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--dir", type=Path, default=Path(".chaos-tmp"))
+    parser.add_argument("--subjects", type=int, default=100, help="subjects with versions")
+    parser.add_argument("--versions", type=int, default=5, help="versions of each subject")
     args = parser.parse_args(argv)
-    result = run(args.events, args.dir.resolve() / uuid.uuid4().hex[:8], args.rate, args.seed)
+    root = args.dir.resolve() / uuid.uuid4().hex[:8]
+    result = run(
+        args.events, root, args.rate, args.seed, subjects=args.subjects, versions=args.versions
+    )
     return 0 if result.ok else 1
 
 
