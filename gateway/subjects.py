@@ -13,7 +13,7 @@ from common.lifecycle import subjects
 from common.models import Event, Subject
 from common.schemas import SubjectHistory
 from gateway.auth import IngestKey, SearchKey
-from gateway.cursors import decode_cursor, encode_cursor
+from gateway.cursors import decode_cursor, paged
 from gateway.deps import SessionDep
 from gateway.event_filters import SHOWN
 from gateway.events import _out
@@ -63,15 +63,14 @@ async def history(
         last_seq = select(Event.seq).where(Event.id == last).scalar_subquery()
         query = query.where(tuple_(KEY_AT, Event.seq) < tuple_(at, last_seq))
     rows = (await session.execute(query)).all()
-    more = len(rows) > limit
-    page = rows[:limit]
+    page, next_cursor = paged(rows, limit, lambda row: (row.key_at, row.id))
     return SubjectHistory(
         source=source,
         subject=subject,
         current=state.current_event_id,
         deleted_at=state.deleted_at,
         versions=[_out(row) for row in page],
-        next_cursor=encode_cursor(page[-1].key_at, page[-1].id) if more else None,
+        next_cursor=next_cursor,
     )
 
 
