@@ -119,9 +119,12 @@ def test_a_damaged_export_is_made_again(cache: tuple[Path, list], damage: str) -
 
 
 def test_settings_pick_the_runtime(cache: tuple[Path, list]) -> None:
+    # EMBEDDER explicitly: the suite's stack fixture puts EMBEDDER=ollama in os.environ.
     base = {"database_url": "postgresql://u:p@h/db", "redis_url": "redis://h:6379/0"}
     chosen = {
-        runtime: build_embedder(Settings(**base, local_runtime=runtime, local_cache_dir=cache[0]))
+        runtime: build_embedder(
+            Settings(**base, embedder="local", local_runtime=runtime, local_cache_dir=cache[0])
+        )
         for runtime in ("onnx", "onnx-int8", "torch")
     }
     assert isinstance(chosen["onnx"], OnnxEmbedder) and chosen["onnx"].variant == "fp32"
