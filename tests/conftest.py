@@ -180,6 +180,30 @@ def event_body(text_: str | None = None, **extra: object) -> dict[str, object]:
     }
 
 
+@contextmanager
+def private_stack(
+    stack_env: dict[str, str], root: Path
+) -> Iterator[tuple[dict[str, str], Engine, Path]]:
+    """A PostgreSQL and Redis of a test module's own, migrated: for modules whose workers get
+    killed or configured otherwise, so that the session's worker never takes their events.
+    Yields the environment for their processes (the embedder's timeout far above the stub's
+    delays: a held call must not time out), an engine, and the directory for logs."""
+    pg = EmbeddedPostgres(root / "postgres", free_port())
+    redis = EmbeddedRedis(root / "redis", free_port())
+    pg.start()
+    redis.start()
+    url = pg.url.replace("postgresql://", "postgresql+psycopg://")
+    upgrade_head(url)
+    engine = create_engine(url)
+    env = {**stack_env, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "EMBED_TIMEOUT_S": "30"}
+    try:
+        yield env, engine, root
+    finally:
+        engine.dispose()
+        redis.stop()
+        pg.stop()
+
+
 def wait_for(check: Callable[[], object], timeout: float = 60, what: str = "condition") -> None:
     """Poll until ``check()`` is truthy (never a fixed sleep)."""
     wait_until(lambda: bool(check()), timeout, what)

@@ -12,16 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from common.chunking import char_chunker
-from common.migrate import upgrade_head
-from stack.ports import free_port
-from stack.postgres import EmbeddedPostgres
-from stack.redis import EmbeddedRedis
 from tests import processes
-from tests.conftest import event_body, make_key, new_key, status_of, wait_for
+from tests.conftest import event_body, make_key, new_key, private_stack, status_of, wait_for
 from tests.processes import Proc
 from tests.reliability_helpers import dead_letters_of, insert_queued, publish, row, start_worker
 from tests.stub_embedder import CONTEXT_ERROR, StubServer, stub_tokens
@@ -214,19 +210,8 @@ def own_stack(
 ) -> Iterator[tuple[dict[str, str], Engine, Path]]:
     """A database and broker of this module's own: its workers get killed and configured
     otherwise, and the session's worker must not take their events."""
-    root = tmp_path_factory.mktemp("chunks")
-    pg = EmbeddedPostgres(root / "postgres", free_port())
-    redis = EmbeddedRedis(root / "redis", free_port())
-    pg.start()
-    redis.start()
-    url = pg.url.replace("postgresql://", "postgresql+psycopg://")
-    upgrade_head(url)
-    engine = create_engine(url)
-    env = {**stack_env, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "EMBED_TIMEOUT_S": "30"}
-    yield env, engine, root
-    engine.dispose()
-    redis.stop()
-    pg.stop()
+    with private_stack(stack_env, tmp_path_factory.mktemp("chunks")) as stack:
+        yield stack
 
 
 def test_the_worker_never_sends_an_input_over_the_context(

@@ -37,7 +37,7 @@ from sqlalchemy.engine import Engine
 from common.errors import AppError
 from common.schemas import EventIn
 from gateway.idempotency import check_idempotency_key
-from tests.conftest import make_key
+from tests.conftest import make_key, wait_for
 from tests.processes import Gateway, Worker
 from tests.property_strategies import SCENARIOS, Scenario
 
@@ -191,21 +191,25 @@ def write(run: Run, scenario: Scenario) -> None:
 
 
 def settled(run: Run) -> set[str]:
-    """Wait until no accepted event is queued; the ids of the embedded ones."""
-    deadline = time.monotonic() + 60
-    while True:
-        statuses = {}
+    """Wait (polling) until no accepted event is queued; the ids of the embedded ones."""
+    statuses: dict[str, str] = {}
+    broken = False
+
+    def none_queued() -> bool:
+        nonlocal broken
         for event_id, want in run.accepted.items():
             answer = run.call("GET", f"/api/v1/events/{event_id}")
             if answer is None or answer.status_code != 200:
                 run.problems.append(f"status read of {event_id}: {answer and answer.text[:200]}")
-                return set()
+                broken = True
+                return True
             statuses[event_id] = answer.json()["status"]
             if statuses[event_id] != "queued":
                 run.compare(answer.json(), want, "status read")
-        if "queued" not in statuses.values() or time.monotonic() > deadline:
-            return {i for i, s in statuses.items() if s == "embedded"}
-        time.sleep(0.1)
+        return "queued" not in statuses.values()
+
+    wait_for(none_queued, 60, "every accepted event embedded or failed")
+    return set() if broken else {i for i, s in statuses.items() if s == "embedded"}
 
 
 def check_hits(run: Run, answer: httpx.Response | None, where: str) -> list[str]:

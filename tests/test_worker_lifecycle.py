@@ -11,14 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from common.migrate import upgrade_head
-from stack.ports import free_port
-from stack.postgres import EmbeddedPostgres
-from stack.redis import EmbeddedRedis
-from tests.conftest import wait_for
+from tests.conftest import private_stack, wait_for
 from tests.reliability_helpers import insert_queued, publish, row, start_worker
 from tests.stub_embedder import StubServer
 
@@ -27,20 +23,8 @@ from tests.stub_embedder import StubServer
 def own_stack(
     stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[dict[str, str], Engine, Path]]:
-    root = tmp_path_factory.mktemp("lifecycle")
-    pg = EmbeddedPostgres(root / "postgres", free_port())
-    redis = EmbeddedRedis(root / "redis", free_port())
-    pg.start()
-    redis.start()
-    url = pg.url.replace("postgresql://", "postgresql+psycopg://")
-    upgrade_head(url)
-    engine = create_engine(url)
-    # The embedder's timeout far above the stub's delays: a held call must not time out.
-    env = {**stack_env, "DATABASE_URL": pg.url, "REDIS_URL": redis.url, "EMBED_TIMEOUT_S": "30"}
-    yield env, engine, root
-    engine.dispose()
-    redis.stop()
-    pg.stop()
+    with private_stack(stack_env, tmp_path_factory.mktemp("lifecycle")) as stack:
+        yield stack
 
 
 def children(pid: int) -> list[int]:
