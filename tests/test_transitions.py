@@ -157,6 +157,18 @@ def test_schedule_retry_keeps_the_error_and_sets_the_due_time(session: Session) 
     assert read(session, embedded)["error"] is None
 
 
+def test_reembed_failed_counts_a_set_stale_only_by_its_chunking(session: Session) -> None:
+    """Same model, other chunking settings: the set is stale, so a re-embedding that gives
+    up leaves a dead letter and keeps the old set (it used to match no row and say nothing)."""
+    stale, fresh = seed(session), seed(session)
+    t.store(session, [one_chunk(stale)], "m", "c1")
+    t.store(session, [one_chunk(fresh)], "m", "c2")
+    assert t.reembed_failed(session, [stale, fresh], "m", "c2", "refused", 5) == 1
+    after = read(session, stale)
+    assert (after["model"], after["has_vector"], after["error"]) == ("m", True, "refused")
+    assert letters(session, stale) == 1 and letters(session, fresh) == 0
+
+
 def test_dead_letter_fails_queued_events_with_one_letter_each(session: Session) -> None:
     queued, deleted = seed(session, attempts=5), seed(session, "deleted")
     assert t.dead_letter(session, [pending(queued), pending(deleted)], "x" * 5000) == 1
@@ -247,7 +259,9 @@ def test_reembed_failed_keeps_the_vector_and_writes_one_letter(session: Session)
     embedded, deleted, current = seed(session), seed(session, "deleted"), seed(session)
     t.store(session, [one_chunk(embedded), one_chunk(current)], "old", "c1")
     t.reembed(session, [one_chunk(current, 3)], "new", "c1")
-    written = t.reembed_failed(session, [str(embedded), deleted, current], "new", "refused", 5)
+    written = t.reembed_failed(
+        session, [str(embedded), deleted, current], "new", "c1", "refused", 5
+    )
     assert written == 1  # the deleted one and the one already on "new" are left alone
     after = read(session, embedded)
     assert (after["status"], after["model"], after["has_vector"], after["error"]) == (
@@ -257,6 +271,6 @@ def test_reembed_failed_keeps_the_vector_and_writes_one_letter(session: Session)
         "refused",
     )
     assert letters(session, embedded) == 1 and letters(session, current) == 0
-    assert t.reembed_failed(session, [embedded], "new", "again", 5) == 0  # a second run
+    assert t.reembed_failed(session, [embedded], "new", "c1", "again", 5) == 0  # a second run
     assert t.reembed(session, [one_chunk(embedded, 2)], "new", "c1") == 1  # a later run succeeds
     assert read(session, embedded)["error"] is None

@@ -62,7 +62,7 @@ def embed_each(events: Sequence[Pending], model: str) -> list[ChunkSet]:
         try:
             sets += chunk_embed.embed_sets(embedder(), [event])
         except PermanentEmbedError as error:
-            reembed_gave_up([str(event.id)], model, str(error), 1)
+            reembed_gave_up([str(event.id)], model, chunk_embed.chunker().name, str(error), 1)
             continue
         except TransientEmbedError as error:
             log.warning("event %s not re-embedded now: %s", event.id, error)
@@ -87,7 +87,8 @@ def reembed_events(self: Task, ids: list[str], model: str) -> int:
     except TransientEmbedError as error:
         attempt = self.request.retries + 1
         if attempt >= get_settings().embed_max_attempts:
-            reembed_gave_up([str(e.id) for e in events], model, gave_up(str(error)), attempt)
+            ids = [str(e.id) for e in events]
+            reembed_gave_up(ids, model, chunk_embed.chunker().name, gave_up(str(error)), attempt)
             return 0
         raise self.retry(countdown=backoff(attempt, error.retry_after)) from None
     except PermanentEmbedError:

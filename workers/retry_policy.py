@@ -77,9 +77,11 @@ def dead_letter_now(events: Sequence[Pending], error: str) -> None:
     metrics.DEAD_LETTERS.inc(apply(t.dead_letter, events, error))
 
 
-def reembed_gave_up(ids: Sequence[str], model: str, error: str, attempts: int) -> None:
-    """Re-embedding these events with ``model`` failed for good: each keeps its old vector
-    and gets the error and a dead letter."""
-    written = apply(t.reembed_failed, ids, model, error, attempts)
+def reembed_gave_up(
+    ids: Sequence[str], model: str, chunking: str, error: str, attempts: int
+) -> None:
+    """Re-embedding these events with ``model`` and ``chunking`` failed for good: each keeps
+    its old vector and gets the error and a dead letter."""
+    written = apply(t.reembed_failed, ids, model, chunking, error, attempts)
     metrics.DEAD_LETTERS.inc(written)
     log.warning("re-embedding of %d events with %s gave up: %s", len(ids), model, error)

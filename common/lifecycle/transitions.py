@@ -365,7 +365,8 @@ def reembed(
 REEMBED_FAILED = text(
     "WITH kept AS ("
     " UPDATE events SET error = :error, updated_at = now()"
-    " WHERE id = ANY(:ids) AND status = 'embedded' AND model IS DISTINCT FROM :model"
+    " WHERE id = ANY(:ids) AND status = 'embedded'"
+    " AND (model IS DISTINCT FROM :model OR chunking IS DISTINCT FROM :chunking)"
     " AND NOT EXISTS (SELECT 1 FROM dead_letters d"
     "  WHERE d.event_id = events.id AND d.replayed_at IS NULL)"
     " RETURNING id, tenant)"
@@ -375,16 +376,28 @@ REEMBED_FAILED = text(
 
 
 def reembed_failed(
-    session: Session, ids: Iterable[str | uuid.UUID], model: str, error: str, attempts: int
+    session: Session,
+    ids: Iterable[str | uuid.UUID],
+    model: str,
+    chunking: str,
+    error: str,
+    attempts: int,
 ) -> int:
     """``embedded`` → ``embedded`` with its old vector kept, the error on the event and a
     dead letter: re-embedding with ``model`` gave up (out of attempts, or refused for good).
-    Precondition: still embedded, not yet on ``model``, and no open dead letter (a second
-    run writes none). Replaying the letter marks it replayed; ``eventsearch reembed``
-    picks the event up again, since it is still stale. Returns how many letters were
-    written."""
+    Precondition: still embedded, still stale (not yet on ``model`` or not yet cut by
+    ``chunking``: a set stale only because the chunking settings changed counts too), and
+    no open dead letter (a second run writes none). Replaying the letter marks it replayed;
+    ``eventsearch reembed`` picks the event up again, since it is still stale. Returns how
+    many letters were written."""
     uids = _uuids(ids)
     if not uids:
         return 0
-    params = {"ids": uids, "model": model, "error": error[:ERROR_MAX], "attempts": attempts}
+    params = {
+        "ids": uids,
+        "model": model,
+        "chunking": chunking,
+        "error": error[:ERROR_MAX],
+        "attempts": attempts,
+    }
     return session.connection().execute(REEMBED_FAILED, params).rowcount
