@@ -42,3 +42,9 @@ clean:
 .PHONY: bench-long
 bench-long: $(STAMP)
 	$(BIN)/python -m bench.long_docs --eval $(LONG_ARGS)
+
+# How search cost grows (issue 16): synthetic clustered vectors at BENCH_SCALE_SIZES
+# (default 100000,300000,1000000); writes bench-scale-results.json (docs/scaling.md).
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale
