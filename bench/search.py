@@ -22,6 +22,7 @@ from psycopg.types.json import Jsonb
 from tqdm import tqdm
 
 from bench.load import p50, timed
+from bench.scale import build_index
 from bench.services import Services
 from bench.sizes import Sizes
 from common.settings import get_settings
@@ -81,17 +82,7 @@ def _load(db_url: str, texts: list[str]) -> float:
                 copy.write_row(
                     [event_id, 0, "bench", 0, len(text), len(text) // 3 + 2, "stub-embed", vector]
                 )
-        conn.execute("SET maintenance_work_mem = '1GB'")
-        settings = get_settings()  # the index the migration would build
-        started = time.perf_counter()
-        conn.execute(
-            "CREATE INDEX ix_chunks_embedding_hnsw ON chunks USING hnsw (embedding "
-            f"vector_cosine_ops) WITH (m = {settings.hnsw_m}, "
-            f"ef_construction = {settings.hnsw_ef_construction})"
-        )
-        built = time.perf_counter() - started
-        conn.execute("ANALYZE events")
-        conn.execute("ANALYZE chunks")
+    built, _ = build_index(db_url)  # the index the migration would build
     return built
 
 
