@@ -4,11 +4,14 @@ own local services and prints a table of ratios, each against a baseline from th
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from bench import ingest, pipeline, search
@@ -38,6 +41,28 @@ def met(value: object, goal: str) -> str:
     return "yes" if checks[op] else "NO"
 
 
+ATTEMPTS = 2  # a part that fails (a subprocess gone on a busy machine) runs once more
+
+
+def run_part(
+    name: str, run: Callable[[], Mapping[str, object]], clean_up: Callable[[], None]
+) -> tuple[Mapping[str, object], str | None]:
+    """One part's figures, or none and why: a part that fails twice is recorded under
+    ``errors`` by the caller, so that every other part still runs and the JSON says which
+    figures are missing and why."""
+    error = ""
+    for attempt in range(1, ATTEMPTS + 1):
+        print(f"bench: {name} ..." + (f" (attempt {attempt})" if attempt > 1 else ""), flush=True)
+        try:
+            return run(), None
+        except Exception as failure:  # any failure of one part: record it, go on
+            error = f"{type(failure).__name__}: {failure}"
+            print(f"bench: {name} failed: {error}", file=sys.stderr, flush=True)
+        finally:
+            clean_up()
+    return {}, f"failed {ATTEMPTS} times, last: {error}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (< 3 minutes)")
@@ -53,6 +78,7 @@ def main() -> None:
     sizes = TINY if args.tiny else QUICK if args.quick else FULL
     started = time.perf_counter()
     results: dict[str, object] = {}
+    errors: dict[str, str] = {}
     root = Path(tempfile.mkdtemp(prefix="eventsearch-bench-"))
     os.environ.setdefault("TMPDIR", str(root))
     with services(root) as svc:
@@ -64,8 +90,12 @@ def main() -> None:
         ):
             if args.only and name not in args.only:
                 continue
-            print(f"bench: {name} ...", flush=True)
-            results.update(run(svc, sizes))
+            figures, error = run_part(name, functools.partial(run, svc, sizes), svc.clean_up)
+            results.update(figures)
+            if error:
+                errors[name] = error
+    if errors:
+        results["errors"] = errors
     results["sizes"] = sizes.as_dict()
     results["machine"] = {
         "cpus": os.cpu_count(),

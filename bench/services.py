@@ -52,7 +52,7 @@ class Services:
     def database(self, name: str) -> tuple[str, str]:
         """A fresh migrated database; returns (its URL, an API key with every scope)."""
         with psycopg.connect(self.pg.admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name}")
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {name}")
         url = self.pg.url.replace("/eventsearch", f"/{name}")
         sa_url = url.replace("postgresql://", "postgresql+psycopg://")
@@ -76,6 +76,13 @@ class Services:
     def stop(self, proc: processes.Proc) -> None:
         proc.stop()
         self.running.remove(proc)
+
+    def clean_up(self) -> None:
+        """Stops what a part left running and resets the stub (a part that failed midway
+        skips its own clean-up)."""
+        for proc in list(self.running):
+            self.stop(proc)
+        self.stub.behaviour.reset()
 
 
 @contextmanager
@@ -101,8 +108,7 @@ def services(root: Path) -> Iterator[Services]:
     try:
         yield found
     finally:
-        for proc in list(found.running):
-            proc.stop()
+        found.clean_up()
         stub.shutdown()
         redis.stop()
         pg.stop()

@@ -34,3 +34,29 @@ def test_bench_harness_writes_every_key(tmp_path: Path) -> None:
         assert isinstance(results[key], int | float), key
     assert "filtered_fill" in results
     assert "ingest_single_vs_bare" in run.stdout
+
+
+def test_a_failing_part_is_recorded_and_retried_once() -> None:
+    from bench.__main__ import ATTEMPTS, run_part
+
+    calls: list[str] = []
+
+    def broken() -> dict[str, object]:
+        calls.append("run")
+        raise ConnectionError("gateway gone")
+
+    figures, error = run_part("search", broken, lambda: calls.append("clean"))
+    assert figures == {}
+    assert error == f"failed {ATTEMPTS} times, last: ConnectionError: gateway gone"
+    assert calls == ["run", "clean"] * ATTEMPTS
+
+    attempts: list[int] = []
+
+    def flaky() -> dict[str, object]:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ConnectionError("first try")
+        return {"key": 1.0}
+
+    assert run_part("ingest", flaky, lambda: None) == ({"key": 1.0}, None)
+    assert len(attempts) == 2
