@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
-from common import logs, metrics
+from common import logs, metrics, validation
 from common.db import async_engine
 from common.dimension import check_or_exit
 from common.embedders import build_embedder
@@ -64,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_or_exit()
     check_or_exit(settings)  # a model that does not fit the vector column stops us here
+    validation.use_limits(settings)  # the request schemas' limits are this app's
     logs.configure(settings.log_level, settings.log_format)
     metrics.gateway_only()
     app = FastAPI(

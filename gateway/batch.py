@@ -119,7 +119,9 @@ async def ingest_batch(
             first_of[key] = (index, item.fp)
         new.append((index, item))
 
-    outcomes = await record_events(session, caller.tenant, [item for _, item in new])
+    outcomes = await record_events(
+        session, caller.tenant, [item for _, item in new], settings.ingest
+    )
     fresh: list[str] = []
     for (index, item), outcome in zip(new, outcomes, strict=True):
         if isinstance(outcome, AppError):

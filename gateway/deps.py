@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import async_sessions
 from common.embedders import Embedder
-from common.settings import Settings, get_settings
+from common.settings import Settings
 
 
 async def get_session() -> AsyncIterator[AsyncSession]:
@@ -32,6 +32,12 @@ async def get_session() -> AsyncIterator[AsyncSession]:
 def get_redis(request: Request) -> Redis:
     redis: Redis = request.app.state.redis
     return redis
+
+
+def get_settings(request: Request) -> Settings:
+    """The settings the app was made with (create_app), not the process environment's."""
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_embedder(request: Request) -> Embedder:

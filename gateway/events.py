@@ -83,7 +83,7 @@ async def ingest_event(
         if stored is not None:
             return _answer(stored, replayed=True)
     try:
-        [result] = await record_events(session, caller.tenant, [item])
+        [result] = await record_events(session, caller.tenant, [item], settings.ingest)
         if isinstance(result, Exception):
             raise result
         accepted, replayed = result
