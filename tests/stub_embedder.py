@@ -71,6 +71,7 @@ class Behaviour:
     in_flight: int = 0  # calls being answered right now
     max_watched_in_flight: int = 0  # the most watched calls answered at once
     watched_in_flight: int = 0
+    held: int = 0  # watched calls waiting at the gate now (hold, past hold_from)
     # Calls holding a text with this marker: a test's own calls, told apart from those of
     # other workers that share this stub.
     watch: str | None = None
@@ -179,6 +180,7 @@ class _Handler(BaseHTTPRequestHandler):
             b.watched_in_flight += int(watched)
             b.max_watched_in_flight = max(b.max_watched_in_flight, b.watched_in_flight)
             gate = b.gate if b.hold and watched and b.watched_calls > b.hold_from else None
+            b.held += int(gate is not None)
         try:
             if gate is not None:
                 gate.wait(HOLD_MAX_S)
@@ -190,6 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             with b.lock:
                 b.in_flight -= 1
                 b.watched_in_flight -= int(watched)
+                b.held -= int(gate is not None)
 
     def _answer(
         self, request: dict[str, Any], texts: list[str], hang: bool, fail: bool, chaos: str | None
