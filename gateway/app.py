@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
 from common import logs, metrics, validation
-from common.db import async_engine
+from common.db import async_engine, async_sessions
 from common.dimension import check_or_exit
 from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
@@ -58,7 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.rate_limiter.close()
         await app.state.jwt_verifier.close()
         app.state.embedder.close()
-        await async_engine().dispose()
+        await app.state.engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -81,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.engine = async_engine(settings)
+    app.state.sessions = async_sessions(app.state.engine)
     app.state.rate_limiter = RateLimiter(settings)
     app.state.jwt_verifier = JwtVerifier(settings)
     # Middleware, innermost first (each add wraps the previous): the rate-limit headers are
@@ -96,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Authentication,
         settings=settings,
         limiter=app.state.rate_limiter,
+        sessions=app.state.sessions,
         verifier=app.state.jwt_verifier,
     )
     if settings.cors_origins:

@@ -15,6 +15,7 @@ database query each.
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.errors import AppError
@@ -38,10 +39,11 @@ class Authentication:
         app: ASGIApp,
         settings: Settings,
         limiter: RateLimiter,
+        sessions: async_sessionmaker[AsyncSession],
         verifier: JwtVerifier | None = None,
     ) -> None:
         self.app = app
-        self.keys = KeyStore(settings)
+        self.keys = KeyStore(settings, sessions)
         self.limiter = limiter
         self.failures = FailureLimiter(limiter, settings.auth_failure_limit)
         self.verifier = verifier if settings.jwt_enabled else None

@@ -7,20 +7,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from common.db import async_sessions
 from common.embedders import Embedder
 from common.settings import Settings
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request. It commits when the handler returns, before the response is
     sent (``scope="function"`` below: a client that reads right after its answer sees what
     the request wrote), and rolls back on error. Services never commit; the handlers that
     publish after commit (ingest, dead-letter replay) commit explicitly before the hand-off
     (common/lifecycle/handoff.py), then this commit has nothing left to do."""
-    async with async_sessions()() as session:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with sessions() as session:
         try:
             yield session
             await session.commit()
@@ -40,6 +40,12 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_engine(request: Request) -> AsyncEngine:
+    """The app's engine (create_app), for what a session does not do (a streamed export)."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
 def get_embedder(request: Request) -> Embedder:
     embedder: Embedder = request.app.state.embedder
     return embedder
@@ -48,4 +54,5 @@ def get_embedder(request: Request) -> Embedder:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
