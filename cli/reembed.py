@@ -40,7 +40,7 @@ def reembed(
             queued = progress.add_task("queueing", total=total)
             try:
                 for ids in stale_batches(session, settings, tenant, size):
-                    publish_reembed([ids], model)
+                    publish_reembed([ids], model, settings)
                     progress.advance(queued, len(ids))
             except QueueUnavailable as error:  # nothing written: a later run resumes
                 typer.echo(f"eventsearch: {error.message}", err=True)

@@ -57,10 +57,10 @@ def stale_batches(
         yield [str(i) for i in ids]
 
 
-def enqueue_reembed(batches: Sequence[list[str]], model: str) -> None:
+def enqueue_reembed(batches: Sequence[list[str]], model: str, settings: Settings) -> None:
     """One ``events.reembed`` message per batch, on the embed queue the workers consume.
     ``model`` travels with it: a worker running another model refuses the batch."""
-    app = producer()
+    app = producer(settings.redis_url)
     with app.producer_or_acquire() as publisher:
         for ids in batches:
             app.send_task(TASK_REEMBED, args=[ids, model], queue=QUEUE_EMBED, producer=publisher)

@@ -148,7 +148,7 @@ async def ingest_batch(
             else first.model_copy(update={"index": index})
         )
     await session.commit()
-    await hand_off_async(session, fresh, correlation_id.get(), "withdraw")
+    await hand_off_async(session, fresh, correlation_id.get(), "withdraw", settings)
     final = [r for r in results if r is not None]
     answer = BatchResult(
         accepted=sum(r.status == "accepted" for r in final),

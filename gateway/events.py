@@ -89,7 +89,9 @@ async def ingest_event(
         accepted, replayed = result
         if not replayed:
             await session.commit()
-            await hand_off_async(session, [str(accepted.id)], correlation_id.get(), "withdraw")
+            await hand_off_async(
+                session, [str(accepted.id)], correlation_id.get(), "withdraw", settings
+            )
     except BaseException:
         if record is not None:
             await _forget(record)
