@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = async_engine(settings)
     app.state.sessions = async_sessions(app.state.engine)
     app.state.rate_limiter = RateLimiter(settings)
-    app.state.jwt_verifier = JwtVerifier(settings)
+    app.state.jwt_verifier = JwtVerifier(settings.auth)
     # Middleware, innermost first (each add wraps the previous): the rate-limit headers are
     # added to whatever answer the app gives; input limits run before
     # any parsing; authentication (and the caller's rate limit) before those, from the
@@ -93,10 +93,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # including those two's; the request id is set outermost so every line carries it.
     app.add_middleware(CloudEventsIn, settings=settings)
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(InputLimits, settings=settings)
+    app.add_middleware(InputLimits, http=settings.http)
     app.add_middleware(
         Authentication,
-        settings=settings,
+        auth=settings.auth,
         limiter=app.state.rate_limiter,
         sessions=app.state.sessions,
         verifier=app.state.jwt_verifier,

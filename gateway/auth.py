@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from common.apikeys import hash_key
 from common.errors import AppError
 from common.models import ApiKey
-from common.settings import Settings
+from common.settings import AuthSettings
 from gateway.principal import Principal, principal_of
 
 __all__ = ["AdminKey", "IngestKey", "Principal", "SearchKey", "authenticate", "require"]
@@ -64,12 +64,10 @@ def presented_token(headers: dict[str, str]) -> tuple[str | None, bool]:
 class KeyStore:
     """API keys by their sha256, with a positive and a negative in-process cache."""
 
-    def __init__(self, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, auth: AuthSettings, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
-        self.known: TTLCache[str, Principal] = TTLCache(
-            maxsize=10_000, ttl=settings.auth_cache_ttl_s
-        )
-        self.negative_ttl = settings.auth_negative_cache_ttl_s
+        self.known: TTLCache[str, Principal] = TTLCache(maxsize=10_000, ttl=auth.auth_cache_ttl_s)
+        self.negative_ttl = auth.auth_negative_cache_ttl_s
         self.unknown: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=self.negative_ttl or 1)
 
     @staticmethod

@@ -24,17 +24,17 @@ from sqlalchemy import Integer, Select, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.models import Chunk, Event, EventStatus
-from common.settings import Settings
+from common.settings import SearchSettings
 from gateway.search.candidates import COLUMNS, Candidate, from_row
 from gateway.search.filters import Where, clauses
 
 
-async def configure_scan(session: AsyncSession, settings: Settings, limit: int) -> None:
+async def configure_scan(session: AsyncSession, search: SearchSettings, limit: int) -> None:
     """The gateway's connections start with ``hnsw.ef_search``, ``hnsw.iterative_scan`` and
     ``hnsw.max_scan_tuples`` set (common/db.py); ef_search bounds the candidate list of one
     scan step and must be >= the limit, so a larger limit raises it for this transaction
     only (``set_config(..., true)`` = ``SET LOCAL``)."""
-    if limit <= settings.hnsw_ef_search:
+    if limit <= search.hnsw_ef_search:
         return
     # pgvector's ceiling; past it the iterative scan goes on by itself.
     ef = min(limit, EF_SEARCH_MAX)
@@ -97,13 +97,13 @@ async def rank(
     model: str,
     where: Where,
     limit: int,
-    settings: Settings,
+    search: SearchSettings,
 ) -> list[Candidate]:
     """The ``limit`` nearest events to ``vector`` among those passing ``where``, best first,
     each by its nearest chunk (the hit's passage)."""
     scan = limit * OVERSAMPLE
     while True:
-        await configure_scan(session, settings, scan)
+        await configure_scan(session, search, scan)
         params = {
             **where.params,
             "query_vector": vector,
@@ -113,9 +113,9 @@ async def rank(
         }
         rows = (await session.execute(statement(where.shape), params)).all()
         exhausted = not rows or rows[0].scanned < scan
-        if len(rows) >= limit or exhausted or scan >= settings.hnsw_max_scan_tuples:
+        if len(rows) >= limit or exhausted or scan >= search.hnsw_max_scan_tuples:
             break
-        scan = min(scan * GROWTH, settings.hnsw_max_scan_tuples)
+        scan = min(scan * GROWTH, search.hnsw_max_scan_tuples)
     return [
         from_row(
             row,

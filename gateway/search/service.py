@@ -78,7 +78,7 @@ async def run_search(
             rankings["keyword"] = await keyword.rank(session, request.query, where, depth)
         if vector is not None:
             rankings["dense"] = await dense.rank(
-                session, await vector, embedder.model, where, depth, settings
+                session, await vector, embedder.model, where, depth, settings.search
             )
     finally:
         if vector is not None and not vector.done():
