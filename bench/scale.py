@@ -51,10 +51,16 @@ def event_id(i: int) -> uuid.UUID:
     return uuid.UUID(int=i + 1)
 
 
-def copy_rows(db_url: str, start: int, block: np.ndarray) -> None:
+def copy_rows(db_url: str, start: int, block: np.ndarray, per_event: int = 1) -> None:
+    """COPY events ``start`` .. and their chunks, ``per_event`` consecutive rows of ``block``
+    each (chunk ``position`` 0 .. ``per_event - 1``). The HNSW index is dropped first: rows
+    COPYed into a live index are inserted into the graph one by one, many times slower than
+    the one build that follows (``build_index``)."""
     stamp = datetime.now(UTC)
+    events = len(block) // per_event
     with psycopg.connect(db_url, autocommit=True) as conn:
         register_vector(conn)
+        conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding_hnsw")
         with (
             conn.cursor() as cur,
             cur.copy(
@@ -66,7 +72,7 @@ def copy_rows(db_url: str, start: int, block: np.ndarray) -> None:
                 ["uuid", "varchar", "varchar", "varchar", "text", "jsonb", "varchar",
                  "varchar", "varchar", "timestamptz"]
             )  # fmt: skip
-            for i in range(start, start + len(block)):
+            for i in range(start, start + events):
                 copy.write_row(
                     [event_id(i), "bench", "scale", "doc", f"synthetic {i}", "{}",
                      "embedded", "stub-embed", "bench", stamp]
@@ -80,7 +86,8 @@ def copy_rows(db_url: str, start: int, block: np.ndarray) -> None:
         ):
             copy.set_types(["uuid", "int4", "varchar", "int4", "int4", "int4", "varchar", "vector"])
             for j, vec in enumerate(block):
-                copy.write_row([event_id(start + j), 0, "bench", 0, 12, 4, "stub-embed", vec])
+                owner, position = event_id(start + j // per_event), j % per_event
+                copy.write_row([owner, position, "bench", 0, 12, 4, "stub-embed", vec])
 
 
 def build_index(db_url: str) -> tuple[float, int]:
