@@ -62,6 +62,6 @@ def replay(
         typer.echo(f"eventsearch: no dead letter {letter_id}", err=True)
         raise typer.Exit(1)
     event_ids = [str(i) for i in done.event_ids]
-    if not hand_off(event_ids, None, "requeue"):
+    if not hand_off(event_ids, None, "requeue", settings):
         typer.echo("eventsearch: the queue is unavailable; the sweeper publishes them", err=True)
     typer.echo(f"replayed {len(event_ids)} events")

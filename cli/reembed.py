@@ -31,7 +31,7 @@ def reembed(
     model = settings.model_name
     size = batch_size or settings.embed_batch_size
     with sync_sessions()() as session:
-        total = count_stale(session, model, tenant)
+        total = count_stale(session, settings, tenant)
         if total == 0:
             typer.echo(f"eventsearch: every vector is already from {model}")
             return
@@ -39,8 +39,8 @@ def reembed(
         with Progress(*columns, transient=False) as progress:
             queued = progress.add_task("queueing", total=total)
             try:
-                for ids in stale_batches(session, model, tenant, size):
-                    publish_reembed([ids], model)
+                for ids in stale_batches(session, settings, tenant, size):
+                    publish_reembed([ids], model, settings)
                     progress.advance(queued, len(ids))
             except QueueUnavailable as error:  # nothing written: a later run resumes
                 typer.echo(f"eventsearch: {error.message}", err=True)
@@ -52,7 +52,7 @@ def reembed(
             left, last_change = total, time.monotonic()
             while left:
                 time.sleep(0.5)  # a progress poll, not a wait for a condition
-                now_left = count_stale(session, model, tenant)
+                now_left = count_stale(session, settings, tenant)
                 if now_left != left:
                     left, last_change = now_left, time.monotonic()
                     progress.update(done, completed=total - left)

@@ -1,4 +1,6 @@
-"""Database engines: async for the gateway, sync for the Celery workers (one per process)."""
+"""Database engines: async for the gateway (made by create_app from its settings, kept on
+``app.state``), sync for the Celery workers and the CLI (one per process, from the process's
+settings: every transition of ``common/lifecycle`` opens its session here)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
-from common.settings import get_settings
+from common.settings import Settings, get_settings
 from common.validation import dump_stored_json, load_stored_json
 
 # Sessions in UTC, whatever the server's or PGTZ's zone: timestamptz values are read back in
@@ -38,13 +40,13 @@ def drop_if_closed(_dbapi: Any, record: Any, _proxy: Any) -> None:
         raise exc.DisconnectionError("the server closed the connection")
 
 
-@lru_cache
-def async_engine() -> AsyncEngine:
-    settings = get_settings()
+def async_engine(settings: Settings) -> AsyncEngine:
+    """The gateway's engine (connections are made on first use)."""
+    stores, search = settings.stores, settings.search
     engine = create_async_engine(
-        settings.sqlalchemy_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        stores.sqlalchemy_url,
+        pool_size=stores.db_pool_size,
+        max_overflow=stores.db_pool_size,
         pool_recycle=POOL_RECYCLE_S,
         connect_args={
             # A dead database must fail a request quickly (503), not hang it.
@@ -52,9 +54,9 @@ def async_engine() -> AsyncEngine:
             # Search's HNSW settings as session defaults, so a search spends no round trip
             # on SET LOCAL (dense.configure_scan only raises ef_search for a larger top_k).
             "options": (
-                f"{UTC_SESSION} -c hnsw.ef_search={settings.hnsw_ef_search}"
+                f"{UTC_SESSION} -c hnsw.ef_search={search.hnsw_ef_search}"
                 " -c hnsw.iterative_scan=relaxed_order"
-                f" -c hnsw.max_scan_tuples={settings.hnsw_max_scan_tuples}"
+                f" -c hnsw.max_scan_tuples={search.hnsw_max_scan_tuples}"
             ),
         },
         json_serializer=dump_stored_json,
@@ -64,17 +66,15 @@ def async_engine() -> AsyncEngine:
     return engine
 
 
-@lru_cache
-def read_engine() -> AsyncEngine:
-    """The gateway's engine (same pool) in autocommit, for requests that only read: a
-    statement is its own transaction, so a search spends no round trip on BEGIN and COMMIT
-    (psycopg sends BEGIN before the first statement of a transaction otherwise)."""
-    return async_engine().execution_options(isolation_level="AUTOCOMMIT")
+def read_engine(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` (same pool) in autocommit, for requests that only read: a statement is its
+    own transaction, so a search spends no round trip on BEGIN and COMMIT (psycopg sends
+    BEGIN before the first statement of a transaction otherwise)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
-@lru_cache
-def async_sessions() -> async_sessionmaker:
-    return async_sessionmaker(async_engine(), expire_on_commit=False)
+def async_sessions(engine: AsyncEngine) -> async_sessionmaker:
+    return async_sessionmaker(engine, expire_on_commit=False)
 
 
 @lru_cache

@@ -13,7 +13,7 @@ from celery import Celery
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
-from common.settings import get_settings
+from common.settings import Settings
 
 TASK_EMBED = "events.embed"
 QUEUE_EMBED = "embed"
@@ -56,10 +56,10 @@ async def queue_figures(redis: AsyncRedis) -> tuple[int, int]:
 
 
 @lru_cache
-def producer() -> Celery:
-    """A Celery app used only to publish (the gateway's side of the broker)."""
-    settings = get_settings()
-    app = Celery("eventsearch-gateway", broker=settings.redis_url)
+def producer(redis_url: str) -> Celery:
+    """A Celery app used only to publish (the gateway's side of the broker), one a process
+    for each broker: it holds the connection pool."""
+    app = Celery("eventsearch-gateway", broker=redis_url)
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -79,15 +79,18 @@ def producer() -> Celery:
 
 
 def enqueue_embed(
-    event_ids: Sequence[str], request_id: str | None = None, chunk: int | None = None
+    event_ids: Sequence[str],
+    settings: Settings,
+    request_id: str | None = None,
+    chunk: int | None = None,
 ) -> None:
     """Publish embed messages on one broker connection (blocking), ``chunk`` ids a message
     (default: a worker batch, ``EMBED_BATCH_SIZE``).
 
     A batch of 1,000 events is then 16 messages (16 LPUSHes on one connection) rather than
     1,000, yet still spreads over the workers."""
-    chunk = chunk or get_settings().embed_batch_size
-    app = producer()
+    chunk = chunk or settings.embed_batch_size
+    app = producer(settings.redis_url)
     headers = {"request_id": request_id} if request_id else {}
     with app.producer_or_acquire() as publisher:
         for start in range(0, len(event_ids), chunk):

@@ -13,7 +13,9 @@
 - Size: metadata is limited in encoded bytes (``MAX_METADATA_BYTES``) and nesting
   (``MAX_METADATA_DEPTH``); event text in characters (``MAX_TEXT_CHARS``).
 
-Limits are read from the settings at validation time, so they follow the environment.
+The limits are those of the app's settings: ``create_app`` hands them over with
+:func:`use_limits` (FastAPI validates request bodies with no context to carry them). A
+process that validates without an app (a test, a script) gets its environment's.
 """
 
 from __future__ import annotations
@@ -25,9 +27,29 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
 
-from common.settings import get_settings
+from common.settings import IngestSettings, SearchSettings, Settings, get_settings
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_limits: Settings | None = None  # what use_limits was given
+
+
+def use_limits(settings: Settings) -> None:
+    """Validate with ``settings``' limits from now on (the gateway's, at start-up)."""
+    global _limits
+    _limits = settings
+
+
+def _settings() -> Settings:
+    return _limits or get_settings()
+
+
+def ingest_limits() -> IngestSettings:
+    return _settings().ingest
+
+
+def search_limits() -> SearchSettings:
+    return _settings().search
 
 
 def no_nul(value: str) -> str:
@@ -70,7 +92,7 @@ def nested_deeper_than(text: str, limit: int) -> bool:
 
 def text_within_limit(value: str) -> str:
     no_nul(value)
-    limit = get_settings().max_text_chars
+    limit = ingest_limits().max_text_chars
     if len(value) > limit:
         raise ValueError(f"must be at most {limit} characters (MAX_TEXT_CHARS)")
     return value
@@ -99,7 +121,7 @@ def _check_node(node: Any, depth: int, max_depth: int) -> None:
 
 def metadata_within_limits(value: dict[str, Any]) -> dict[str, Any]:
     """Refuse metadata that is too deep, too big, or holds NULs or unstorable numbers."""
-    settings = get_settings()
+    settings = ingest_limits()
     _check_node(value, 1, settings.max_metadata_depth)
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
     if size > settings.max_metadata_bytes:
@@ -113,7 +135,7 @@ def metadata_within_limits(value: dict[str, Any]) -> dict[str, Any]:
 def filter_values_within_limit(value: list[Any]) -> list[Any]:
     """A search filter's list of values (source, type, ...) is bounded: each value is a
     clause of the query."""
-    limit = get_settings().max_filter_values
+    limit = search_limits().max_filter_values
     if len(value) > limit:
         raise ValueError(f"must have at most {limit} values (MAX_FILTER_VALUES)")
     return value
@@ -121,7 +143,7 @@ def filter_values_within_limit(value: list[Any]) -> list[Any]:
 
 def top_k_within_limit(value: int) -> int:
     """How many results a search may ask for; each is a row read and sent."""
-    limit = get_settings().search_max_top_k
+    limit = search_limits().search_max_top_k
     if value > limit:
         raise ValueError(f"must be at most {limit} (SEARCH_MAX_TOP_K)")
     return value

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
 
-from common import logs, metrics
-from common.db import async_engine
+from common import logs, metrics, validation
+from common.db import async_engine, async_sessions, read_engine
 from common.dimension import check_or_exit
 from common.embedders import build_embedder
 from common.settings import Settings, load_or_exit
@@ -58,12 +58,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await app.state.rate_limiter.close()
         await app.state.jwt_verifier.close()
         app.state.embedder.close()
-        await async_engine().dispose()
+        await app.state.engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_or_exit()
     check_or_exit(settings)  # a model that does not fit the vector column stops us here
+    validation.use_limits(settings)  # the request schemas' limits are this app's
     logs.configure(settings.log_level, settings.log_format)
     metrics.gateway_only()
     app = FastAPI(
@@ -80,8 +81,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    app.state.engine = async_engine(settings)
+    app.state.sessions = async_sessions(app.state.engine)
+    app.state.reader = read_engine(app.state.engine)
     app.state.rate_limiter = RateLimiter(settings)
-    app.state.jwt_verifier = JwtVerifier(settings)
+    app.state.jwt_verifier = JwtVerifier(settings.auth)
     # Middleware, innermost first (each add wraps the previous): the rate-limit headers are
     # added to whatever answer the app gives; input limits run before
     # any parsing; authentication (and the caller's rate limit) before those, from the
@@ -90,11 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # including those two's; the request id is set outermost so every line carries it.
     app.add_middleware(CloudEventsIn, settings=settings)
     app.add_middleware(RateLimitHeaders)
-    app.add_middleware(InputLimits, settings=settings)
+    app.add_middleware(InputLimits, http=settings.http)
     app.add_middleware(
         Authentication,
-        settings=settings,
+        auth=settings.auth,
         limiter=app.state.rate_limiter,
+        sessions=app.state.sessions,
         verifier=app.state.jwt_verifier,
     )
     if settings.cors_origins:

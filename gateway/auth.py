@@ -21,12 +21,12 @@ from typing import Annotated
 from cachetools import TTLCache
 from fastapi import Depends, Request
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.apikeys import hash_key
-from common.db import async_sessions
 from common.errors import AppError
 from common.models import ApiKey
-from common.settings import Settings
+from common.settings import AuthSettings
 from gateway.principal import Principal, principal_of
 
 __all__ = ["AdminKey", "IngestKey", "Principal", "SearchKey", "authenticate", "require"]
@@ -64,11 +64,10 @@ def presented_token(headers: dict[str, str]) -> tuple[str | None, bool]:
 class KeyStore:
     """API keys by their sha256, with a positive and a negative in-process cache."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.known: TTLCache[str, Principal] = TTLCache(
-            maxsize=10_000, ttl=settings.auth_cache_ttl_s
-        )
-        self.negative_ttl = settings.auth_negative_cache_ttl_s
+    def __init__(self, auth: AuthSettings, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.known: TTLCache[str, Principal] = TTLCache(maxsize=10_000, ttl=auth.auth_cache_ttl_s)
+        self.negative_ttl = auth.auth_negative_cache_ttl_s
         self.unknown: TTLCache[str, bool] = TTLCache(maxsize=10_000, ttl=self.negative_ttl or 1)
 
     @staticmethod
@@ -83,7 +82,7 @@ class KeyStore:
 
     async def lookup(self, digest: str) -> Principal | None:
         """The key's principal from the database (cached either way)."""
-        principal = await _lookup(digest)
+        principal = await _lookup(self.sessions, digest)
         if principal is None:
             if self.negative_ttl > 0:
                 self.unknown[digest] = True
@@ -92,8 +91,8 @@ class KeyStore:
         return principal
 
 
-async def _lookup(digest: str) -> Principal | None:
-    async with async_sessions()() as session:
+async def _lookup(sessions: async_sessionmaker[AsyncSession], digest: str) -> Principal | None:
+    async with sessions() as session:
         row = (
             await session.execute(
                 select(ApiKey.id, ApiKey.tenant, ApiKey.scopes).where(

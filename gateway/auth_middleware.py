@@ -15,10 +15,11 @@ database query each.
 
 from __future__ import annotations
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from common.errors import AppError
-from common.settings import Settings
+from common.settings import AuthSettings
 from gateway import errors
 from gateway.auth import Forbidden, KeyStore, Unauthorized, presented_token
 from gateway.auth_failures import FailureLimiter
@@ -36,15 +37,16 @@ class Authentication:
     def __init__(
         self,
         app: ASGIApp,
-        settings: Settings,
+        auth: AuthSettings,
         limiter: RateLimiter,
+        sessions: async_sessionmaker[AsyncSession],
         verifier: JwtVerifier | None = None,
     ) -> None:
         self.app = app
-        self.keys = KeyStore(settings)
+        self.keys = KeyStore(auth, sessions)
         self.limiter = limiter
-        self.failures = FailureLimiter(limiter, settings.auth_failure_limit)
-        self.verifier = verifier if settings.jwt_enabled else None
+        self.failures = FailureLimiter(limiter, auth.auth_failure_limit)
+        self.verifier = verifier if auth.jwt_enabled else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):

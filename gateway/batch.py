@@ -119,7 +119,9 @@ async def ingest_batch(
             first_of[key] = (index, item.fp)
         new.append((index, item))
 
-    outcomes = await record_events(session, caller.tenant, [item for _, item in new])
+    outcomes = await record_events(
+        session, caller.tenant, [item for _, item in new], settings.ingest
+    )
     fresh: list[str] = []
     for (index, item), outcome in zip(new, outcomes, strict=True):
         if isinstance(outcome, AppError):
@@ -146,7 +148,7 @@ async def ingest_batch(
             else first.model_copy(update={"index": index})
         )
     await session.commit()
-    await hand_off_async(session, fresh, correlation_id.get(), "withdraw")
+    await hand_off_async(session, fresh, correlation_id.get(), "withdraw", settings)
     final = [r for r in results if r is not None]
     answer = BatchResult(
         accepted=sum(r.status == "accepted" for r in final),

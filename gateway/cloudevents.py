@@ -39,7 +39,7 @@ from cloudevents.core.formats.json import JSONFormat
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.lifecycle.subjects import is_deletion
-from common.settings import Settings
+from common.settings import IngestSettings, Settings
 from gateway.errors import error_response
 
 EVENTS_PATH = "/api/v1/events"
@@ -134,7 +134,9 @@ def _required(names: Any) -> None:
         raise InvalidCloudEvent(f"not a valid CloudEvent: missing {', '.join(missing)}", missing)
 
 
-def native(event: BaseCloudEvent, text_field: str, timed: bool) -> tuple[str, dict[str, Any]]:
+def native(
+    event: BaseCloudEvent, ingest: IngestSettings, timed: bool
+) -> tuple[str, dict[str, Any]]:
     """The idempotency key and the native event body of a CloudEvent (``timed``: the
     message had a ``time``)."""
     body: dict[str, Any] = {"source": event.get_source(), "type": event.get_type()}
@@ -154,13 +156,17 @@ def native(event: BaseCloudEvent, text_field: str, timed: bool) -> tuple[str, di
         body["text"] = data
     elif isinstance(data, dict):
         rest = dict(data)
-        if text_field in rest:
-            body["text"] = rest.pop(text_field)
+        if ingest.cloudevents_text_field in rest:
+            body["text"] = rest.pop(ingest.cloudevents_text_field)
         if rest:
             body["metadata"] = rest
     elif data is not None:
         body["metadata"] = {"data": data}  # a JSON array or number: kept, the text is missing
-    if "text" not in body and subject is not None and is_deletion(event.get_type(), False):
+    if (
+        "text" not in body
+        and subject is not None
+        and is_deletion(event.get_type(), False, ingest.subject_delete_types)
+    ):
         body["text"] = event.get_type()
     # The event's own id and its extension attributes read back (the key is not shown).
     trace = {"id": event.get_id()} | {
@@ -182,7 +188,7 @@ class CloudEventsIn:
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
-        self.text_field = settings.cloudevents_text_field
+        self.ingest = settings.ingest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -203,7 +209,7 @@ class CloudEventsIn:
                     raw = _json(body)
                     event = structured(raw)
                     attributes = set(raw)
-                key, native_body = native(event, self.text_field, "time" in attributes)
+                key, native_body = native(event, self.ingest, "time" in attributes)
             except InvalidCloudEvent as error:
                 await _refuse(scope, receive, send, error)
                 return
@@ -226,7 +232,7 @@ class CloudEventsIn:
 
     def _item(self, raw: Any) -> dict[str, Any]:
         try:
-            key, body = native(structured(raw), self.text_field, "time" in raw)
+            key, body = native(structured(raw), self.ingest, "time" in raw)
         except InvalidCloudEvent as error:
             return {ITEM_ERROR: str(error)}
         return {**body, "idempotency_key": key}

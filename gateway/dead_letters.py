@@ -24,10 +24,10 @@ from common.errors import NotFound
 from common.lifecycle import transitions
 from common.lifecycle.handoff import hand_off_async
 from common.models import DeadLetter, Event
-from common.settings import get_settings
+from common.settings import Settings
 from gateway.auth import AdminKey
 from gateway.cursors import decode_cursor, paged
-from gateway.deps import SessionDep
+from gateway.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
@@ -115,23 +115,25 @@ async def list_dead_letters(
     return DeadLetterPage(dead_letters=page, next_cursor=next_cursor)
 
 
-async def replay(session: AsyncSession, tenant: str, letter_id: uuid.UUID | None) -> Replayed:
+async def replay(
+    session: AsyncSession, tenant: str, letter_id: uuid.UUID | None, settings: Settings
+) -> Replayed:
     """Replay one letter (``letter_id``) or all of the tenant's; commits, then publishes."""
-    done = await session.run_sync(
-        transitions.replay, tenant, letter_id, get_settings().sweep_after_s
-    )
+    done = await session.run_sync(transitions.replay, tenant, letter_id, settings.sweep_after_s)
     if letter_id is not None and not done.letters:
         raise NotFound(f"no dead letter {letter_id}")
     event_ids = done.event_ids
     await session.commit()
-    await hand_off_async(session, [str(i) for i in event_ids], correlation_id.get(), "requeue")
+    await hand_off_async(
+        session, [str(i) for i in event_ids], correlation_id.get(), "requeue", settings
+    )
     return Replayed(replayed=len(event_ids), event_ids=event_ids)
 
 
 @router.post("/replay", status_code=202, response_model=Replayed)
-async def replay_all(session: SessionDep, caller: AdminKey) -> Replayed:
+async def replay_all(session: SessionDep, settings: SettingsDep, caller: AdminKey) -> Replayed:
     """Replay every dead letter of the caller's tenant."""
-    return await replay(session, caller.tenant, None)
+    return await replay(session, caller.tenant, None, settings)
 
 
 @router.post(
@@ -140,10 +142,12 @@ async def replay_all(session: SessionDep, caller: AdminKey) -> Replayed:
     response_model=Replayed,
     responses={404: {"description": "no such dead letter for this tenant"}},
 )
-async def replay_one(dead_letter_id: str, session: SessionDep, caller: AdminKey) -> Replayed:
+async def replay_one(
+    dead_letter_id: str, session: SessionDep, settings: SettingsDep, caller: AdminKey
+) -> Replayed:
     """Replay one dead letter. Another tenant's, or one already replayed, is 404."""
     try:
         uid = uuid.UUID(dead_letter_id)
     except ValueError:
         raise NotFound(f"no dead letter {dead_letter_id!r}") from None
-    return await replay(session, caller.tenant, uid)
+    return await replay(session, caller.tenant, uid, settings)

@@ -7,20 +7,20 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from common.db import async_sessions, read_engine
 from common.embedders import Embedder
-from common.settings import Settings, get_settings
+from common.settings import Settings
 
 
-async def get_session() -> AsyncIterator[AsyncSession]:
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request. It commits when the handler returns, before the response is
     sent (``scope="function"`` below: a client that reads right after its answer sees what
     the request wrote), and rolls back on error. Services never commit; the handlers that
     publish after commit (ingest, dead-letter replay) commit explicitly before the hand-off
     (common/lifecycle/handoff.py), then this commit has nothing left to do."""
-    async with async_sessions()() as session:
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    async with sessions() as session:
         try:
             yield session
             await session.commit()
@@ -29,11 +29,12 @@ async def get_session() -> AsyncIterator[AsyncSession]:
             raise
 
 
-async def get_reader() -> AsyncIterator[AsyncConnection]:
+async def get_reader(request: Request) -> AsyncIterator[AsyncConnection]:
     """A connection for a request that only reads (search): autocommit, so no BEGIN and no
     COMMIT round trips, and no ORM session (its set-up and result handling measured more
     than the statement's own Python work); back in the pool before the answer is sent."""
-    async with read_engine().connect() as connection:
+    reader: AsyncEngine = request.app.state.reader
+    async with reader.connect() as connection:
         yield connection
 
 
@@ -47,18 +48,26 @@ async def get_redis(request: Request) -> Redis:
     return redis
 
 
+async def get_settings(request: Request) -> Settings:
+    """The settings the app was made with (create_app), not the process environment's."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_engine(request: Request) -> AsyncEngine:
+    """The app's engine (create_app), for what a session does not do (a streamed export)."""
+    engine: AsyncEngine = request.app.state.engine
+    return engine
+
+
 async def get_embedder(request: Request) -> Embedder:
     embedder: Embedder = request.app.state.embedder
     return embedder
-
-
-async def current_settings() -> Settings:
-    """The settings (``get_settings`` itself is sync, and used outside requests too)."""
-    return get_settings()
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 ReaderDep = Annotated[AsyncConnection, Depends(get_reader, scope="function")]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
-SettingsDep = Annotated[Settings, Depends(current_settings)]
+EngineDep = Annotated[AsyncEngine, Depends(get_engine)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -89,13 +89,15 @@ async def ingest_event(
             # COMMIT round trips (issue 16); the row is committed before the hand-off all
             # the same, and a withdrawal is one DELETE.
             await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        [result] = await record_events(session, caller.tenant, [item])
+        [result] = await record_events(session, caller.tenant, [item], settings.ingest)
         if isinstance(result, Exception):
             raise result
         accepted, replayed = result
         if not replayed:
             await session.commit()
-            await hand_off_async(session, [str(accepted.id)], correlation_id.get(), "withdraw")
+            await hand_off_async(
+                session, [str(accepted.id)], correlation_id.get(), "withdraw", settings
+            )
     except BaseException:
         if record is not None:
             await _forget(record)

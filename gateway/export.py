@@ -33,10 +33,11 @@ from asgi_correlation_id import correlation_id
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from common.db import async_engine
 from common.models import Event
 from gateway.auth import AdminKey
+from gateway.deps import EngineDep
 from gateway.event_filters import SHOWN, Source, Status, matching
 
 router = APIRouter(prefix="/api/v1/export", tags=["export"])
@@ -101,6 +102,7 @@ def _ndjson_failure() -> bytes:
 
 
 async def _stream(
+    engine: AsyncEngine,
     query: Select[Any],
     encode: Callable[[Sequence[Any]], bytes],
     head: bytes,
@@ -111,7 +113,7 @@ async def _stream(
     if head:
         yield head
     try:
-        async with async_engine().connect() as conn:
+        async with engine.connect() as conn:
             result = await conn.stream(query.execution_options(yield_per=CHUNK))
             async for rows in result.partitions(CHUNK):
                 yield encode(rows)
@@ -124,11 +126,16 @@ async def _stream(
 
 @router.get("/events.ndjson", response_class=StreamingResponse)
 async def export_ndjson(
-    caller: AdminKey, source: Source = None, type: Source = None, status: Status = None
+    caller: AdminKey,
+    engine: EngineDep,
+    source: Source = None,
+    type: Source = None,
+    status: Status = None,
 ) -> StreamingResponse:
     """Every event of the caller's tenant, one JSON object a line, oldest first."""
+    query = _query(caller.tenant, source, type, status)
     return StreamingResponse(
-        _stream(_query(caller.tenant, source, type, status), _ndjson, b"", _ndjson_failure),
+        _stream(engine, query, _ndjson, b"", _ndjson_failure),
         media_type="application/x-ndjson",
         headers={"Content-Disposition": 'attachment; filename="events.ndjson"'},
     )
@@ -136,11 +143,16 @@ async def export_ndjson(
 
 @router.get("/events.csv", response_class=StreamingResponse)
 async def export_csv(
-    caller: AdminKey, source: Source = None, type: Source = None, status: Status = None
+    caller: AdminKey,
+    engine: EngineDep,
+    source: Source = None,
+    type: Source = None,
+    status: Status = None,
 ) -> StreamingResponse:
     """The same as CSV with a header row; ``metadata`` is a JSON string."""
     return StreamingResponse(
         _stream(
+            engine,
             _query(caller.tenant, source, type, status),
             _csv,
             (",".join(COLUMNS) + "\r\n").encode(),

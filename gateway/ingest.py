@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.lifecycle import subjects, transitions
 from common.models import Event
 from common.schemas import EventAccepted, EventIn
+from common.settings import IngestSettings
 from gateway.idempotency import key_reused
 
 
@@ -53,7 +54,7 @@ def _row(tenant: str, item: NewEvent) -> dict[str, object]:
 
 
 async def record_events(
-    session: AsyncSession, tenant: str, items: Sequence[NewEvent]
+    session: AsyncSession, tenant: str, items: Sequence[NewEvent], ingest: IngestSettings
 ) -> list[tuple[EventAccepted, bool] | Exception]:
     """Insert ``items`` in one statement; keys already known give the first event back.
 
@@ -67,7 +68,7 @@ async def record_events(
         cast(uuid.UUID, row["id"])
         for row, item in zip(rows, items, strict=True)
         if item.event.subject is not None
-        and subjects.is_deletion(item.event.type, item.event.deleted)
+        and subjects.is_deletion(item.event.type, item.event.deleted, ingest.subject_delete_types)
     }
     inserted = await session.run_sync(transitions.record, rows, deleting)
     missing = [item.key for row, item in zip(rows, items, strict=True) if row["id"] not in inserted]

@@ -18,7 +18,7 @@ import email.message
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.settings import Settings
+from common.settings import HttpSettings
 from gateway.errors import error_response
 
 BATCH_PATH = "/api/v1/events/batch"
@@ -48,10 +48,10 @@ def is_json(content_type: str) -> bool:
 class InputLimits:
     """ASGI middleware: body size and media type limits (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, http: HttpSettings) -> None:
         self.app = app
-        self.max_body = settings.max_body_bytes
-        self.max_batch_body = settings.max_batch_body_bytes
+        self.max_body = http.max_body_bytes
+        self.max_batch_body = http.max_batch_body_bytes
 
     def limit_for(self, path: str) -> int:
         return self.max_batch_body if path.rstrip("/") == BATCH_PATH else self.max_body

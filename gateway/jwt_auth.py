@@ -38,7 +38,7 @@ from jwt.exceptions import InvalidTokenError, PyJWKError
 from common.apikeys import SCOPES
 from common.errors import AppError
 from common.logs import get_logger
-from common.settings import Settings
+from common.settings import AuthSettings
 from gateway.principal import Principal
 
 log = get_logger("eventsearch.gateway")
@@ -78,11 +78,11 @@ def looks_like_jwt(token: str) -> bool:
 class JwksKeys:
     """The provider's signing keys by ``kid``, fetched when stale or when a kid is unknown."""
 
-    def __init__(self, url: str, settings: Settings) -> None:
+    def __init__(self, url: str, auth: AuthSettings) -> None:
         self.url = url
-        self.max_age_s = settings.jwt_jwks_cache_s
-        self.min_refresh_s = settings.jwt_jwks_min_refresh_s
-        self.timeout_s = settings.jwt_jwks_timeout_s
+        self.max_age_s = auth.jwt_jwks_cache_s
+        self.min_refresh_s = auth.jwt_jwks_min_refresh_s
+        self.timeout_s = auth.jwt_jwks_timeout_s
         self.keys: dict[str, jwt.PyJWK] = {}
         self.fetched_at = -math.inf  # last successful fetch
         self.attempted_at = -math.inf  # last fetch, successful or not
@@ -176,18 +176,16 @@ def claim(claims: dict[str, Any], path: str) -> Any:
 
 
 class JwtVerifier:
-    def __init__(self, settings: Settings) -> None:
-        self.jwks = JwksKeys(settings.jwt_jwks_url, settings) if settings.jwt_jwks_url else None
-        self.secret = (
-            settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None
-        )
-        self.algorithms = frozenset(settings.jwt_algorithms)
-        self.issuer = settings.jwt_issuer
-        self.audience = settings.jwt_audience
-        self.leeway = settings.jwt_leeway_s
-        self.tenant_claim = settings.jwt_tenant_claim
-        self.scope_claim = settings.jwt_scope_claim
-        self.scope_prefix = settings.jwt_scope_prefix
+    def __init__(self, auth: AuthSettings) -> None:
+        self.jwks = JwksKeys(auth.jwt_jwks_url, auth) if auth.jwt_jwks_url else None
+        self.secret = auth.jwt_hs256_secret.get_secret_value() if auth.jwt_hs256_secret else None
+        self.algorithms = frozenset(auth.jwt_algorithms)
+        self.issuer = auth.jwt_issuer
+        self.audience = auth.jwt_audience
+        self.leeway = auth.jwt_leeway_s
+        self.tenant_claim = auth.jwt_tenant_claim
+        self.scope_claim = auth.jwt_scope_claim
+        self.scope_prefix = auth.jwt_scope_prefix
 
     async def verify(self, token: str) -> Principal:
         """The token's principal, or ``InvalidToken`` (401)."""

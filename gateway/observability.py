@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from common import metrics, metrics_relay, queue
 from common.logs import get_logger
 from common.queue import QUEUE_EMBED
-from common.settings import get_settings
+from common.settings import Settings
 
 log = get_logger("eventsearch.gateway")
 UNMATCHED = "<unmatched>"
@@ -131,9 +131,10 @@ async def prometheus_metrics(request: Request) -> Response:
     through Redis: common/metrics_relay.py). No key needed: keep the port private."""
     await read_queue_depth(request)
     body = generate_latest(metrics.registry())
+    settings: Settings = request.app.state.settings
     try:
         workers = await metrics_relay.collect(
-            request.app.state.redis, get_settings().worker_heartbeat_s
+            request.app.state.redis, settings.observability.worker_heartbeat_s
         )
     except (redis_exc.ConnectionError, redis_exc.TimeoutError) as error:
         log.warning("worker metrics unavailable", error=repr(error))

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from common.queue import QUEUE_EMBED, TASK_EMBED, enqueue_embed
+from common.settings import get_settings
 from tests import processes
 from tests.conftest import wait_for
 
@@ -40,7 +41,7 @@ def insert_queued(
 def queue_events(db: Engine, texts: Sequence[str], tenant: str = "t1") -> list[str]:
     """Insert, then publish every message on one connection: they arrive within milliseconds."""
     ids = insert_queued(db, texts, tenant)
-    enqueue_embed(ids)
+    enqueue_embed(ids, get_settings())
     return ids
 
 

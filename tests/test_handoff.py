@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from common.lifecycle import transitions
 from common.lifecycle.handoff import QueueUnavailable, hand_off, publish_reembed
+from common.settings import get_settings
 from stack.ports import free_port
 from tests.conftest import event_body, extra_gateway, make_key, new_key, wait_for
 from tests.processes import Gateway, Proc
@@ -80,7 +81,7 @@ def exists(db: Engine, event_id: str) -> bool:
 def test_withdraw_policy_takes_the_rows_back_and_raises(db: Engine) -> None:
     event_id = parked(db, "handoff")
     with pytest.raises(QueueUnavailable) as raised:
-        hand_off([event_id], None, "withdraw")
+        hand_off([event_id], None, "withdraw", get_settings())
     assert raised.value.code == "queue_unavailable" and raised.value.status_code == 503
     assert not exists(db, event_id)
 
@@ -88,7 +89,7 @@ def test_withdraw_policy_takes_the_rows_back_and_raises(db: Engine) -> None:
 @pytest.mark.usefixtures("broker_down")
 def test_requeue_policy_leaves_the_rows_queued_and_due_now(db: Engine) -> None:
     event_id = parked(db, "handoff")
-    assert hand_off([event_id], None, "requeue") is False
+    assert hand_off([event_id], None, "requeue", get_settings()) is False
     assert row(db, event_id)["status"] == "queued"
     assert due_soon(db, event_id)
     with db.begin() as conn:  # leave nothing queued behind
@@ -98,7 +99,7 @@ def test_requeue_policy_leaves_the_rows_queued_and_due_now(db: Engine) -> None:
 @pytest.mark.usefixtures("broker_down")
 def test_reembed_publish_reports_the_broker_down() -> None:
     with pytest.raises(QueueUnavailable):
-        publish_reembed([[str(uuid.uuid4())]], "some-model")
+        publish_reembed([[str(uuid.uuid4())]], "some-model", get_settings())
 
 
 def test_batch_ingest_with_the_broker_down_is_503_and_records_nothing(

@@ -328,7 +328,7 @@ def verifier(**env: str) -> JwtVerifier:
         jwt_hs256_secret=SECRET,
         **env,  # type: ignore[arg-type]
     )
-    return JwtVerifier(settings)
+    return JwtVerifier(settings.auth)
 
 
 @pytest.mark.parametrize(
@@ -386,7 +386,7 @@ async def test_a_stale_key_set_is_fetched_again_behind_the_request(
     jwks: Jwks, rsa_key: SigningKey, ec_key: SigningKey
 ) -> None:
     jwks.publish(rsa_key, ec_key)
-    verifier = JwtVerifier(jwks_settings(jwks.url, jwt_jwks_min_refresh_s="0"))
+    verifier = JwtVerifier(jwks_settings(jwks.url, jwt_jwks_min_refresh_s="0").auth)
     try:
         assert (await verifier.verify(rsa_key.sign())).tenant == TENANT
         before = jwks.fetches
@@ -404,7 +404,7 @@ async def test_a_stale_key_set_is_fetched_again_behind_the_request(
 async def test_keys_are_kept_while_the_provider_is_down(rsa_key: SigningKey) -> None:
     provider = Jwks()
     provider.publish(rsa_key)
-    verifier = JwtVerifier(jwks_settings(provider.url, jwt_jwks_min_refresh_s="0"))
+    verifier = JwtVerifier(jwks_settings(provider.url, jwt_jwks_min_refresh_s="0").auth)
     try:
         assert (await verifier.verify(rsa_key.sign())).tenant == TENANT
         provider.server.shutdown()
@@ -420,7 +420,7 @@ async def test_keys_are_kept_while_the_provider_is_down(rsa_key: SigningKey) -> 
 
 
 async def test_no_keys_ever_fetched_is_503_not_401(rsa_key: SigningKey) -> None:
-    verifier = JwtVerifier(jwks_settings(f"http://127.0.0.1:{free_port()}/jwks"))
+    verifier = JwtVerifier(jwks_settings(f"http://127.0.0.1:{free_port()}/jwks").auth)
     try:
         with pytest.raises(AppError) as refused:
             await verifier.verify(rsa_key.sign())

@@ -20,13 +20,10 @@ from tests.conftest import DIM
 
 @pytest.fixture
 async def reader(stack_env: dict[str, str]) -> AsyncIterator[AsyncEngine]:
-    # The engines are per process; this test's event loop is its own, so are they.
-    async_engine.cache_clear()
-    read_engine.cache_clear()
-    yield read_engine()
-    await async_engine().dispose()
-    async_engine.cache_clear()
-    read_engine.cache_clear()
+    # An engine of this test's own, as create_app makes the gateway's (this event loop's).
+    engine = async_engine(get_settings())
+    yield read_engine(engine)
+    await engine.dispose()
 
 
 def status(connection: AsyncConnection) -> TransactionStatus:
@@ -51,7 +48,10 @@ async def test_a_large_top_k_raises_ef_search_for_its_own_search_only(
     async with reader.connect() as connection:
         where = conditions("tenant-with-nothing", SearchFilters())
         # top_k 100 scans 400 chunks: more than the session's ef_search (160).
-        assert await dense.rank(connection, [0.1] * DIM, "stub-embed", where, 100, settings) == []
+        assert (
+            await dense.rank(connection, [0.1] * DIM, "stub-embed", where, 100, settings.search)
+            == []
+        )
         assert status(connection) is TransactionStatus.IDLE
         assert await ef_search(connection) == str(settings.hnsw_ef_search)
 

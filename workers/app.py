@@ -29,10 +29,11 @@ def start_up() -> None:
     from common.dimension import check_or_exit
     from common.logs import configure as configure_logs
     from common.settings import load_or_exit
-    from workers import observability
+    from workers import context, observability
 
     settings = load_or_exit()
     check_or_exit(settings)
+    context.use(settings)  # what the task code reads (workers/context.py)
     observability.prepare()
     configure_logs(settings.log_level, settings.log_format)
 

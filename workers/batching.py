@@ -14,7 +14,7 @@ from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
 from common.settings import Settings
 from workers import chunk_embed
-from workers.embedder import embedder
+from workers.context import embedder
 from workers.retry_policy import RequestIds, dead_letter_now, retry_or_dead_letter
 
 
@@ -26,23 +26,23 @@ def budgeted(events: Sequence[Pending], settings: Settings) -> list[list[Pending
     return chunk_embed.parts(events, settings)
 
 
-def process(events: Sequence[Pending], rids: RequestIds | None = None) -> None:
+def process(events: Sequence[Pending], settings: Settings, rids: RequestIds | None = None) -> None:
     """Embed and store ``events``; on a permanent error, bisect to find the bad input."""
     if not events:
         return
     model = embedder()
     try:
-        sets = chunk_embed.embed_sets(model, events)
+        sets = chunk_embed.embed_sets(model, events, settings)
     except TransientEmbedError as error:
-        retry_or_dead_letter(events, str(error), error.retry_after, rids)
+        retry_or_dead_letter(events, str(error), error.retry_after, settings.queue, rids)
         return
     except PermanentEmbedError as error:
         if len(events) == 1:
             dead_letter_now(events, str(error))
             return
         middle = len(events) // 2
-        process(events[:middle], rids)
-        process(events[middle:], rids)
+        process(events[:middle], settings, rids)
+        process(events[middle:], settings, rids)
         return
     stored = apply(t.store, sets, model.model, chunk_embed.chunker().name)
     metrics.CHUNKS_EMBEDDED.inc(sum(len(s.chunks) for s in stored))

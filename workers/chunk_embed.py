@@ -15,11 +15,13 @@ from common.chunk_store import ChunkSet
 from common.chunking import Chunk, Chunker, chunker_for
 from common.embedders import Embedder, PermanentEmbedError
 from common.lifecycle.transitions import Pending
-from common.settings import Settings, get_settings
+from common.settings import Settings
+from workers import context
 
 
 def chunker() -> Chunker:
-    return chunker_for(get_settings())
+    """This process's chunker (made once for its settings)."""
+    return chunker_for(context.settings())
 
 
 @lru_cache(maxsize=128)  # above EMBED_BATCH_SIZE's default; up to ~25 MB of long texts
@@ -71,11 +73,10 @@ def parts(events: Sequence[Pending], settings: Settings) -> list[list[Pending]]:
     return out
 
 
-def embed_sets(embedder: Embedder, events: Sequence[Pending]) -> list[ChunkSet]:
+def embed_sets(embedder: Embedder, events: Sequence[Pending], settings: Settings) -> list[ChunkSet]:
     """Every event's chunk set with its vectors. Raises the embedder's errors; a permanent
     one for a single event names the chunks of the refused call, and says so when the
     refusal is about the context (which chunking should have made impossible)."""
-    settings = get_settings()
     flat = [chunk for event in events for chunk in chunks_of(event.text)]
     context = settings.context_tokens
     for chunk in flat:

@@ -19,7 +19,7 @@ Outcomes, per event:
 The database being down is no event's fault: no attempt is lost, the batch's messages go
 back to the broker after a short pause (see :class:`ReliableBatches`).
 
-By concern: ``workers/embedder.py`` (this process's embedder and embed slots),
+By concern: ``workers/context.py`` (this process's settings, embedder and embed slots),
 ``workers/retry_policy.py`` (backoff, attempts, dead letters), ``workers/batching.py``
 (parts by chunks, bisection), ``workers/chunk_embed.py`` (chunks, embedder calls),
 ``workers/reliable_batches.py`` (the celery-batches subclass); this module is the task and
@@ -44,10 +44,10 @@ from common.lifecycle import apply, subjects
 from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
 from common.queue import TASK_EMBED
-from common.settings import get_settings
-from workers import chunk_embed
+from common.settings import Settings
+from workers import chunk_embed, context
 from workers.batching import budgeted, process
-from workers.embedder import embedder, slots
+from workers.context import embedder, slots
 from workers.observability import observed
 from workers.reliable_batches import REQUEUE, ReliableBatches
 from workers.retry_policy import RequestIds, dead_letter_spent, retry_or_dead_letter
@@ -60,25 +60,26 @@ DB_PAUSE_MAX_S = 5.0
 
 def run_batch(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
     """One group of messages, start to end, an embedder call per ``EMBED_BATCH_SIZE`` events;
-    returns :data:`REQUEUE` when the database was unreachable."""
-    size = get_settings().embed_batch_size
+    returns :data:`REQUEUE` when the database was unreachable. Reads the worker's settings
+    (workers/context.py) once and passes them on."""
+    settings = context.settings()
+    size = settings.embed_batch_size
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), size):
-        if run_chunk(unique[start : start + size], rids) == REQUEUE:
+        if run_chunk(unique[start : start + size], settings, rids) == REQUEUE:
             # Chunks already stored are skipped when the messages come back.
             return REQUEUE
     return None
 
 
-def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
+def run_chunk(ids: Sequence[str], settings: Settings, rids: RequestIds | None) -> str | None:
     """Claim (an attempt counted), embed and store up to one batch of events, holding one of
     the embedder's EMBED_MAX_CONCURRENCY slots; taken before the claim, so that waiting for a
     busy embedder costs no attempt (no slot in time: the messages go back to the queue)."""
-    settings = get_settings()
     events: list[Pending] = []
     try:
         with slots().slot(wait_s=settings.embed_timeout_s):
-            claim_and_process(ids, rids, events)
+            claim_and_process(ids, rids, events, settings)
     except SlotsBusy as error:
         log.info("embedder busy, batch of %d goes back to the queue: %s", len(ids), error)
         return REQUEUE
@@ -91,20 +92,23 @@ def run_chunk(ids: Sequence[str], rids: RequestIds | None = None) -> str | None:
     except SoftTimeLimitExceeded:
         log.warning("batch of %d over its time limit; retrying its events", len(events))
         try:
-            retry_or_dead_letter(events, "the batch exceeded its time limit", None, rids)
+            retry_or_dead_letter(
+                events, "the batch exceeded its time limit", None, settings.queue, rids
+            )
         except DB_ERRORS:
             return REQUEUE
     return None
 
 
-def claim_and_process(ids: Sequence[str], rids: RequestIds | None, events: list[Pending]) -> None:
+def claim_and_process(
+    ids: Sequence[str], rids: RequestIds | None, events: list[Pending], settings: Settings
+) -> None:
     """The body of :func:`run_chunk`; ``events`` receives the claimed events (its time-limit
     handler retries them)."""
-    settings = get_settings()
     events += apply(t.claim, ids, settings.sweep_after_s)
-    live = sift(dead_letter_spent(events))
+    live = sift(dead_letter_spent(events, settings.queue))
     for part in budgeted(live, settings):
-        process(part, rids)
+        process(part, settings, rids)
 
 
 def sift(events: list[Pending]) -> list[Pending]:

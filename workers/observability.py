@@ -29,7 +29,7 @@ from celery.signals import before_task_publish, setup_logging, worker_init, work
 from redis import Redis
 
 from common.logs import configure, get_logger
-from common.settings import get_settings
+from workers import context
 
 log = get_logger("eventsearch.worker")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,7 +62,7 @@ def _make_private_dir() -> None:
 
 @setup_logging.connect
 def _logging(**_: Any) -> None:
-    settings = get_settings()
+    settings = context.settings()
     configure(settings.log_level, settings.log_format)
 
 
@@ -72,7 +72,7 @@ def _serve_metrics(sender: Any = None, **_: Any) -> None:
 
     from common import metrics
 
-    settings = get_settings()
+    settings = context.settings()
     if settings.worker_metrics_port:
         try:
             start_http_server(

@@ -25,9 +25,9 @@ from common.lifecycle import apply, transitions
 from common.lifecycle.transitions import Pending
 from common.models import Event, EventStatus
 from common.reembed import TASK_REEMBED
-from common.settings import get_settings
-from workers import chunk_embed
-from workers.embedder import embedder
+from common.settings import Settings
+from workers import chunk_embed, context
+from workers.context import embedder
 from workers.retry_policy import backoff, gave_up, reembed_gave_up
 
 log = logging.getLogger("eventsearch.worker")
@@ -53,14 +53,14 @@ def save(sets: Sequence[ChunkSet], model: str) -> int:
     return apply(transitions.reembed, sets, model, chunk_embed.chunker().name)
 
 
-def embed_each(events: Sequence[Pending], model: str) -> list[ChunkSet]:
+def embed_each(events: Sequence[Pending], model: str, settings: Settings) -> list[ChunkSet]:
     """One event at a time, after a batch was refused for good: only the bad text is left
     out, dead-lettered with its old chunk set kept (a transient failure here waits for the
     next run: the text is still stale)."""
     sets = []
     for event in events:
         try:
-            sets += chunk_embed.embed_sets(embedder(), [event])
+            sets += chunk_embed.embed_sets(embedder(), [event], settings)
         except PermanentEmbedError as error:
             reembed_gave_up([str(event.id)], model, chunk_embed.chunker().name, str(error), 1)
             continue
@@ -82,15 +82,18 @@ def reembed_events(self: Task, ids: list[str], model: str) -> int:
     events = load(ids, model)
     if not events:
         return 0
+    settings = context.settings()
+    queue = settings.queue
     try:
-        sets = chunk_embed.embed_sets(embedder(), events)
+        sets = chunk_embed.embed_sets(embedder(), events, settings)
     except TransientEmbedError as error:
         attempt = self.request.retries + 1
-        if attempt >= get_settings().embed_max_attempts:
+        if attempt >= queue.embed_max_attempts:
             ids = [str(e.id) for e in events]
-            reembed_gave_up(ids, model, chunk_embed.chunker().name, gave_up(str(error)), attempt)
+            why = gave_up(str(error), queue)
+            reembed_gave_up(ids, model, chunk_embed.chunker().name, why, attempt)
             return 0
-        raise self.retry(countdown=backoff(attempt, error.retry_after)) from None
+        raise self.retry(countdown=backoff(attempt, error.retry_after, queue)) from None
     except PermanentEmbedError:
-        sets = embed_each(events, model)
+        sets = embed_each(events, model, settings)
     return save(sets, model)

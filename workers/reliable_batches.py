@@ -17,7 +17,7 @@ from billiard.exceptions import WorkerLostError
 from celery_batches import Batches, SimpleRequest
 from celery_batches.trace import apply_batches_task
 
-from common.settings import get_settings
+from workers import context
 
 log = logging.getLogger("eventsearch.worker")
 
@@ -52,14 +52,14 @@ class ReliableBatches(Batches):
     # celery-batches reads these when the worker starts consuming (Strategy), not at import.
     @property
     def flush_every(self) -> int:
-        return get_settings().embed_batch_size
+        return context.settings().embed_batch_size
 
     @property
     def flush_interval(self) -> float:
-        return max(get_settings().embed_batch_wait_ms, 1) / 1000
+        return max(context.settings().embed_batch_wait_ms, 1) / 1000
 
     def flush(self, requests: Collection[Any]) -> Any:
-        for group in groups(requests, get_settings().embed_batch_size):
+        for group in groups(requests, context.settings().embed_batch_size):
             self._apply(group)
 
     def _apply(self, requests: list[Any]) -> Any:

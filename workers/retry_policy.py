@@ -23,51 +23,54 @@ from common import metrics
 from common.lifecycle import apply
 from common.lifecycle import transitions as t
 from common.lifecycle.transitions import Pending
-from common.settings import get_settings
+from common.settings import QueueSettings
 
 log = logging.getLogger("eventsearch.worker")
 
 RequestIds = Mapping[str, str | None]  # event id -> request id of the message that named it
 
 
-def backoff(attempt: int, retry_after: float | None) -> float:
+def backoff(attempt: int, retry_after: float | None, queue: QueueSettings) -> float:
     """Seconds before attempt ``attempt + 1``: uniform in [0, min(max, base * 2^(n-1))],
     never sooner than Retry-After (itself capped at RETRY_BACKOFF_MAX_S)."""
-    settings = get_settings()
-    ceiling = min(settings.retry_backoff_max_s, settings.retry_backoff_s * 2 ** max(attempt - 1, 0))
+    ceiling = min(queue.retry_backoff_max_s, queue.retry_backoff_s * 2 ** max(attempt - 1, 0))
     delay = random.uniform(0, ceiling)
-    return max(delay, min(retry_after or 0.0, settings.retry_backoff_max_s))
+    return max(delay, min(retry_after or 0.0, queue.retry_backoff_max_s))
 
 
-def gave_up(error: str) -> str:
-    return f"gave up after {get_settings().embed_max_attempts} attempts: {error}"
+def gave_up(error: str, queue: QueueSettings) -> str:
+    return f"gave up after {queue.embed_max_attempts} attempts: {error}"
 
 
 def retry_or_dead_letter(
-    events: Sequence[Pending], error: str, retry_after: float | None, rids: RequestIds | None = None
+    events: Sequence[Pending],
+    error: str,
+    retry_after: float | None,
+    queue: QueueSettings,
+    rids: RequestIds | None = None,
 ) -> None:
     """Schedule the events' next attempt (the sweeper publishes it when due), or dead-letter
     those out of attempts."""
-    limit = get_settings().embed_max_attempts
+    limit = queue.embed_max_attempts
     exhausted = [e for e in events if e.attempts >= limit]
     again = [e for e in events if e.attempts < limit]
     if exhausted:
-        metrics.DEAD_LETTERS.inc(apply(t.dead_letter, exhausted, gave_up(error)))
+        metrics.DEAD_LETTERS.inc(apply(t.dead_letter, exhausted, gave_up(error, queue)))
     if again:
-        delays = [backoff(e.attempts, retry_after) for e in again]
+        delays = [backoff(e.attempts, retry_after, queue) for e in again]
         apply(t.schedule_retry, again, error, delays, rids)
         metrics.RETRIES.inc(len(again))
     log.info("retrying %d events, %d exhausted: %s", len(again), len(exhausted), error)
 
 
-def dead_letter_spent(events: Sequence[Pending]) -> list[Pending]:
+def dead_letter_spent(events: Sequence[Pending], queue: QueueSettings) -> list[Pending]:
     """Dead-letter the claimed events past their last attempt (a batch that never finished,
     its worker killed, may have used it); returns the others, still to be embedded."""
-    limit = get_settings().embed_max_attempts
+    limit = queue.embed_max_attempts
     spent = [e for e in events if e.attempts > limit]
     if spent:
         last = spent[0].error or "the worker was lost during the batch"
-        metrics.DEAD_LETTERS.inc(apply(t.dead_letter, spent, gave_up(last)))
+        metrics.DEAD_LETTERS.inc(apply(t.dead_letter, spent, gave_up(last, queue)))
     return [e for e in events if e.attempts <= limit]
 
 

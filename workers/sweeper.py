@@ -29,15 +29,15 @@ from common.lifecycle import apply
 from common.lifecycle import transitions as t
 from common.lifecycle.handoff import hand_off
 from common.queue import queue_depth
-from common.settings import get_settings
+from common.settings import Settings
+from workers import context
 
 log = logging.getLogger("eventsearch.sweeper")
 BATCH = 1000  # events per round; a larger backlog drains over several rounds
 
 
-def sweep_once(broker: Redis) -> int:
+def sweep_once(broker: Redis, settings: Settings) -> int:
     """One round: claim what is due and publish it; returns how many events were published."""
-    settings = get_settings()
     backlog = queue_depth(broker)
     due = apply(t.claim_due, settings.sweep_after_s, BATCH, unclaimed=backlog == 0)
     if not due:
@@ -54,7 +54,7 @@ def sweep_once(broker: Redis) -> int:
     published = 0
     groups = list(by_request.items())
     for index, (request_id, group) in enumerate(groups):
-        if not hand_off(group, request_id, "requeue"):
+        if not hand_off(group, request_id, "requeue", settings):
             apply(t.requeue, [i for _, rest in groups[index + 1 :] for i in rest])
             break
         published += len(group)
@@ -82,11 +82,11 @@ class Sweeper(bootsteps.StartStopStep):
             self._thread.join(timeout=10)
 
     def _loop(self) -> None:
-        settings = get_settings()
+        settings = context.settings()
         broker = Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
         while not self._stop.wait(settings.sweep_interval_s):
             try:
-                published = sweep_once(broker)
+                published = sweep_once(broker, settings)
             except Exception as error:  # a store is down: say so, try again next round
                 log.warning("sweep failed: %r", error)
                 continue

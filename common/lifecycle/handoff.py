@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import ServiceUnavailable
 from common.lifecycle import apply, transitions
+from common.settings import Settings
 
 log = logging.getLogger("eventsearch.handoff")
 
@@ -47,20 +48,22 @@ class QueueUnavailable(ServiceUnavailable):
         )
 
 
-def _publish(event_ids: Sequence[str], request_id: str | None) -> None:
+def _publish(event_ids: Sequence[str], request_id: str | None, settings: Settings) -> None:
     from common.queue import enqueue_embed
 
-    enqueue_embed(event_ids, request_id)
+    enqueue_embed(event_ids, settings, request_id)
 
 
-def hand_off(event_ids: Sequence[str], request_id: str | None, if_down: IfDown) -> bool:
+def hand_off(
+    event_ids: Sequence[str], request_id: str | None, if_down: IfDown, settings: Settings
+) -> bool:
     """Publish embed messages for committed events (blocking). Returns ``True`` once they are
     on the queue; when the broker is down, applies ``if_down`` (in a transaction of its own)
     and raises :class:`QueueUnavailable` (``withdraw``) or returns ``False`` (``requeue``)."""
     if not event_ids:
         return True
     try:
-        _publish(event_ids, request_id)
+        _publish(event_ids, request_id, settings)
     except Exception as error:
         if if_down == "withdraw":
             apply(transitions.withdraw, event_ids)
@@ -72,14 +75,18 @@ def hand_off(event_ids: Sequence[str], request_id: str | None, if_down: IfDown) 
 
 
 async def hand_off_async(
-    session: AsyncSession, event_ids: Sequence[str], request_id: str | None, if_down: IfDown
+    session: AsyncSession,
+    event_ids: Sequence[str],
+    request_id: str | None,
+    if_down: IfDown,
+    settings: Settings,
 ) -> bool:
     """:func:`hand_off` for the gateway: the publish runs in a thread, the policy's
     transition on the request's session, committed at once (the rows were committed before)."""
     if not event_ids:
         return True
     try:
-        await asyncio.to_thread(_publish, event_ids, request_id)
+        await asyncio.to_thread(_publish, event_ids, request_id, settings)
     except Exception as error:
         if if_down == "withdraw":
             await session.run_sync(transitions.withdraw, event_ids)
@@ -92,13 +99,13 @@ async def hand_off_async(
     return True
 
 
-def publish_reembed(batches: Sequence[list[str]], model: str) -> None:
+def publish_reembed(batches: Sequence[list[str]], model: str, settings: Settings) -> None:
     """Publish ``events.reembed`` messages; nothing is written before, so a broker that is
     down raises :class:`QueueUnavailable` for the operator to see (the rows keep their old
     vectors, and a later run publishes what is still stale)."""
     from common.reembed import enqueue_reembed
 
     try:
-        enqueue_reembed(batches, model)
+        enqueue_reembed(batches, model, settings)
     except Exception as error:
         raise QueueUnavailable(error, "no re-embedding was queued by this call") from error

@@ -35,8 +35,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from common.settings import get_settings
-
 Key = tuple[datetime, int]  # (occurred_at or created_at, seq): the larger is the later
 
 # What deleting erases (the contract: a deleted event keeps its id, status and times, nothing
@@ -61,12 +59,13 @@ class Version:
     deletion: bool
 
 
-def is_deletion(event_type: str, deleted: bool) -> bool:
+def is_deletion(event_type: str, deleted: bool, delete_types: Sequence[str]) -> bool:
     """Whether an event with a subject deletes it: ``"deleted": true``, or a type matching one
-    of ``SUBJECT_DELETE_TYPES`` (fnmatch patterns, ``*.deleted`` by default)."""
+    of ``delete_types`` (``SUBJECT_DELETE_TYPES``: fnmatch patterns, ``*.deleted`` by
+    default)."""
     if deleted:
         return True
-    return any(fnmatch.fnmatchcase(event_type, p) for p in get_settings().subject_delete_types)
+    return any(fnmatch.fnmatchcase(event_type, p) for p in delete_types)
 
 
 def _latest(

@@ -52,7 +52,9 @@ async def search_get(
 ) -> SearchResponse:
     """``GET`` form of search, for curl and browsers: ``?q=...&source=a&source=b&metadata=
     {"company":"Safaricom"}``."""
-    filters = from_query(source, type, occurred_after, occurred_before, metadata, subject)
+    filters = from_query(
+        source, type, occurred_after, occurred_before, metadata, subject, settings.ingest
+    )
     try:
         request = SearchRequest(query=q, top_k=top_k, mode=mode, filters=filters)
     except ValidationError as error:  # e.g. a q of blanks only, or top_k over the maximum

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from common.models import Event
 from common.schemas import SearchFilters
-from common.settings import get_settings
+from common.settings import IngestSettings
 from common.validation import nested_deeper_than
 
 
@@ -76,13 +76,14 @@ def from_query(
     occurred_after: datetime | None,
     occurred_before: datetime | None,
     metadata: str | None,
-    subject: list[str] | None = None,
+    subject: list[str] | None,
+    ingest: IngestSettings,
 ) -> SearchFilters:
     """Filters from GET query parameters; ``metadata`` is a JSON object (``{"k": "v"}``).
     A bad value raises :class:`RequestValidationError`: the usual 422 naming the parameter."""
     meta: Any = None
     if metadata:
-        depth = get_settings().max_metadata_depth
+        depth = ingest.max_metadata_depth
         if nested_deeper_than(metadata, depth):
             raise RequestValidationError(
                 [

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from common.embedders import Embedder, EmbedError, PermanentEmbedError
 from common.errors import AppError, ServiceUnavailable
 from common.schemas import Passage, SearchHit, SearchRequest, SearchResponse
-from common.settings import Settings, get_settings
+from common.settings import SearchSettings, Settings
 from gateway.search import dense, keyword
 from gateway.search.candidates import Candidate
 from gateway.search.filters import conditions
@@ -21,16 +21,17 @@ from gateway.search.passages import fill_keyword_passages
 
 
 @lru_cache
-def _query_cache() -> LRUCache[tuple[str, str], list[float]]:
-    return LRUCache(maxsize=max(get_settings().query_cache_size, 1))
+def _query_cache(size: int) -> LRUCache[tuple[str, str], list[float]]:
+    """The process's query cache of ``size`` entries (one per size: one in a gateway)."""
+    return LRUCache(maxsize=max(size, 1))
 
 
-async def embed_query(embedder: Embedder, query: str) -> list[float]:
+async def embed_query(embedder: Embedder, query: str, search: SearchSettings) -> list[float]:
     """The query's vector, from a per-process LRU cache when the same query (same model) was
     embedded before: dashboards and retries repeat queries, and the embedder call is most of a
     search's time. An embedder failure is a 503 the client may retry."""
     key = (embedder.model, query)
-    cache = _query_cache()
+    cache = _query_cache(search.query_cache_size)
     cached = cache.get(key)
     if cached is not None:
         return cached
@@ -45,7 +46,7 @@ async def embed_query(embedder: Embedder, query: str) -> list[float]:
         raise ServiceUnavailable(
             f"the embedder failed: {error}", code="embedder_unavailable"
         ) from None
-    if get_settings().query_cache_size:
+    if search.query_cache_size:
         cache[key] = vector
     return vector
 
@@ -68,14 +69,16 @@ async def run_search(
     # The query is embedded (an HTTP call or a model in a thread) while the keyword
     # ranking runs on the database.
     vector = (
-        asyncio.create_task(embed_query(embedder, request.query)) if mode != "keyword" else None
+        asyncio.create_task(embed_query(embedder, request.query, settings.search))
+        if mode != "keyword"
+        else None
     )
     try:
         if mode != "dense":
             rankings["keyword"] = await keyword.rank(connection, request.query, where, depth)
         if vector is not None:
             rankings["dense"] = await dense.rank(
-                connection, await vector, embedder.model, where, depth, settings
+                connection, await vector, embedder.model, where, depth, settings.search
             )
     finally:
         if vector is not None and not vector.done():

@@ -10,15 +10,21 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-EmbedderName = Literal["ollama", "openai", "local"]
-SearchModeName = Literal["dense", "keyword", "hybrid"]
-LocalRuntimeName = Literal["onnx", "onnx-int8", "torch"]
+from common.settings.groups import (
+    EmbedderName,
+    EnvironmentName,
+    LocalRuntimeName,
+    LogFormatName,
+    LogLevelName,
+    SearchModeName,
+    Views,
+)
 
 # Secrets that ship in examples and tutorials: refused outside development and test.
 PLACEHOLDER_SECRETS = frozenset(
@@ -40,21 +46,11 @@ PLACEHOLDER_SECRETS = frozenset(
     }
 )
 
-DEFAULT_MODELS: dict[str, str] = {
-    "ollama": "nomic-embed-text",
-    "local": "all-MiniLM-L6-v2",
-    "openai": "text-embedding-3-small",
-}
 
-# Context of each embedder's default model, in tokens (EMBED_CONTEXT_TOKENS overrides).
-LOCAL_CONTEXT_TOKENS = 256  # all-MiniLM-L6-v2 (common/embedders/tokenizer.MAX_MODEL_TOKENS)
-DEFAULT_CONTEXT_TOKENS: dict[str, int] = {"ollama": 2048, "openai": 8191}
-
-
-class Settings(BaseSettings):
+class Settings(Views, BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 
-    environment: Literal["development", "test", "production"] = "development"
+    environment: EnvironmentName = "development"
 
     # Stores. postgresql:// URLs are accepted and driven through psycopg 3.
     database_url: str = Field(description="PostgreSQL with pgvector, e.g. postgresql://u:p@h/db")
@@ -148,7 +144,7 @@ class Settings(BaseSettings):
     stats_max_groups: int = Field(
         100, ge=1, le=10_000, description="sources and types listed by GET /api/v1/stats"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: LogLevelName = "INFO"
 
     # Security and operations (issue 7): limits, rate limits, CORS, metrics, logs, Flower.
     max_batch_body_bytes: int = Field(
@@ -166,7 +162,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="comma-separated origins; empty: CORS off"
     )
-    log_format: Literal["json", "console"] = "json"
+    log_format: LogFormatName = "json"
     worker_metrics_port: int = Field(
         9808, ge=0, le=65535, description="the worker's Prometheus port; 0: none"
     )
@@ -262,10 +258,6 @@ class Settings(BaseSettings):
             raise ValueError("JWT_HS256_SECRET must be at least 32 bytes (RFC 7518, 3.2)")
         return self
 
-    @property
-    def jwt_enabled(self) -> bool:
-        return bool(self.jwt_jwks_url or self.jwt_hs256_secret)
-
     # Subjects and CloudEvents (issue 15, docs/subjects.md).
     subject_delete_types: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*.deleted"],
@@ -354,26 +346,6 @@ class Settings(BaseSettings):
         if self.chunk_overlap_tokens * 2 > self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be at most half of CHUNK_TOKENS")
         return self
-
-    @property
-    def context_tokens(self) -> int:
-        """The model's context in tokens: EMBED_CONTEXT_TOKENS, or the embedder's default."""
-        if self.embedder == "local":
-            return min(self.embed_context_tokens or LOCAL_CONTEXT_TOKENS, LOCAL_CONTEXT_TOKENS)
-        return self.embed_context_tokens or DEFAULT_CONTEXT_TOKENS[self.embedder]
-
-    @property
-    def model_name(self) -> str:
-        """The embedding model in use: EMBED_MODEL, or the embedder's default."""
-        return self.embed_model or DEFAULT_MODELS[self.embedder]
-
-    @property
-    def sqlalchemy_url(self) -> str:
-        """DATABASE_URL with the psycopg 3 driver named, as SQLAlchemy wants it."""
-        scheme, rest = self.database_url.split("://", 1)
-        return (
-            f"postgresql+psycopg://{rest}" if scheme != "postgresql+psycopg" else self.database_url
-        )
 
 
 def describe_error(error: ValidationError) -> str:

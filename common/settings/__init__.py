@@ -1,0 +1,56 @@
+"""The service's settings: read once from the environment, viewed by concern.
+
+:mod:`common.settings.environment` holds the flat class that reads the environment (one
+field per variable) and the entry points' loaders; :mod:`common.settings.groups` the frozen
+views by concern (``settings.search``, ``settings.embedding``, ...) that code takes.
+"""
+
+from common.settings.environment import (
+    PLACEHOLDER_SECRETS,
+    Settings,
+    describe_error,
+    get_settings,
+    load_or_exit,
+)
+from common.settings.groups import (
+    DEFAULT_CONTEXT_TOKENS,
+    DEFAULT_MODELS,
+    GROUPS,
+    LOCAL_CONTEXT_TOKENS,
+    AuthSettings,
+    ChunkingSettings,
+    EmbedderName,
+    EmbeddingSettings,
+    HttpSettings,
+    IngestSettings,
+    LocalRuntimeName,
+    ObservabilitySettings,
+    QueueSettings,
+    SearchModeName,
+    SearchSettings,
+    StoresSettings,
+)
+
+__all__ = [
+    "DEFAULT_CONTEXT_TOKENS",
+    "DEFAULT_MODELS",
+    "GROUPS",
+    "LOCAL_CONTEXT_TOKENS",
+    "PLACEHOLDER_SECRETS",
+    "AuthSettings",
+    "ChunkingSettings",
+    "EmbedderName",
+    "EmbeddingSettings",
+    "HttpSettings",
+    "IngestSettings",
+    "LocalRuntimeName",
+    "ObservabilitySettings",
+    "QueueSettings",
+    "SearchModeName",
+    "SearchSettings",
+    "Settings",
+    "StoresSettings",
+    "describe_error",
+    "get_settings",
+    "load_or_exit",
+]
