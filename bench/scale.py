@@ -1,17 +1,18 @@
-"""``make bench-scale``: how dense search grows with the corpus (issue 16).
+"""``make bench-scale``: how dense search and ingest grow (issue 16).
 
-Synthetic corpus: clustered random unit vectors of the local model's 384 dims (1,000 cluster
-centres, Gaussian noise around each), loaded with binary COPY into the real ``events`` and
-``chunks`` tables of a private embedded PostgreSQL started as the bench's stack starts it.
-Each size adds rows to the previous one, drops the HNSW index and builds it again with the
-migration's ``m`` / ``ef_construction`` (timed, ``maintenance_work_mem`` high). Queries are
-drawn from the same distribution and run through the gateway's own dense statement
-(``gateway.search.dense.statement``, best chunk per event) with the gateway's session
-settings; recall@10 is against exact search computed in NumPy over the same vectors.
+First ``ingest_events_per_s_by_workers`` (bench/scale_ingest.py: the real pipeline with the
+stub embedder, one worker then two). Then the synthetic corpus of bench/scale_data.py, loaded
+fast into the real ``events`` and ``chunks`` tables of a private embedded PostgreSQL. Each
+size adds rows to the previous one, builds the HNSW index again with the migration's ``m`` /
+``ef_construction`` (timed, ``maintenance_work_mem`` high). Queries are drawn from the same
+law and run through the gateway's own dense statement (``gateway.search.dense.statement``,
+best chunk per event) with the gateway's session settings; recall@10 is against exact search
+computed in NumPy over the same vectors.
 
 Sizes: ``BENCH_SCALE_SIZES`` (default ``100000,300000,1000000``), queries
-``BENCH_SCALE_QUERIES`` (default 200). The JSON is written after every size, so a run cut
-short keeps what it measured and names what it did not.
+``BENCH_SCALE_QUERIES`` (default 200), ingest events ``BENCH_SCALE_INGEST_EVENTS`` (default
+3000). The JSON is written after ingest and after every size, so a run cut short keeps what it
+measured and names what it did not.
 """
 
 from __future__ import annotations
