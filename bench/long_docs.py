@@ -14,6 +14,9 @@ unrelated topics; ``--mix topic`` joins lexical neighbours (a chain of nearest d
 hashed TF-IDF cosine), so the parts of one long document are about one subject and compete
 with each other, which is harder for a search by best chunk.
 
+``--join N`` is the simplest form (it was bench/long_beir.py): every N documents in the
+seeded order become one, whatever their length (``--parts N:N`` with no token target).
+
 ``--documents``/``--queries`` keep a run small: that many queries are drawn (judged ones
 only), all their relevant documents are kept, and other documents fill up to ``--documents``.
 ``--short-out`` writes the same documents and queries unjoined: the reference the long set is
@@ -21,6 +24,7 @@ measured against. Deterministic for a given source, arguments and tokenizer.
 
     python -m bench.long_docs /tmp/pydoc-beir /tmp/pydoc-long --short-out /tmp/pydoc-short \\
         --documents 2000 --queries 200
+    python -m bench.long_docs /tmp/pydoc-beir /tmp/pydoc-long --join 5   # every 5 joined
     python -m bench.long_docs --eval       # the runner: bench/long_docs_eval.py
 """
 
@@ -42,6 +46,7 @@ from cli.beir import Dataset, load
 
 SEPARATOR = "\n\n"  # a paragraph break: where a splitter would end a chunk anyway
 HASH_DIMS = 4096
+NO_BUDGET = (sys.maxsize, sys.maxsize)  # a token target never reached: groups close by count
 
 
 @dataclass
@@ -258,19 +263,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--queries", type=int, default=0, help="judged queries kept (0: all)")
     parser.add_argument("--parts", type=parse_range, default=(8, 48), help="MIN:MAX parts")
     parser.add_argument("--tokens", type=parse_range, default=(2000, 4000), help="MIN:MAX tokens")
+    parser.add_argument(
+        "--join", type=int, default=0, help="every N documents joined, no token target"
+    )
     parser.add_argument("--mix", choices=["random", "topic"], default="random")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--split", default="test")
     args = parser.parse_args(argv)
     data = load(args.source, args.split)
+    parts, budget, count = args.parts, args.tokens, None
+    if args.join:  # by count alone: no token is counted (len stands in for the tokenizer)
+        parts, budget, count = (args.join, args.join), NO_BUDGET, len
     long, short = join(
         data,
         documents=args.documents,
         queries=args.queries,
-        parts=args.parts,
-        budget=args.tokens,
+        parts=parts,
+        budget=budget,
         mix=args.mix,
         seed=args.seed,
+        count=count,
     )
     write(long, args.out, args.split)
     if args.short_out:

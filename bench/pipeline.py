@@ -130,7 +130,7 @@ def measure_naive(svc: Services, sizes: Sizes) -> dict[str, float]:
     }
 
 
-def _encode_rate(texts: list[str], runtime: str = "torch") -> float:
+def encode_rate(texts: list[str], runtime: str = "torch") -> float:
     """Texts per second of a bare encode in this process, batches of 64 (the worker's)."""
     from bench.runtimes import build, rate
 
@@ -139,7 +139,7 @@ def _encode_rate(texts: list[str], runtime: str = "torch") -> float:
     return rate(model, texts)[0]
 
 
-def _local_pipeline(svc: Services, texts: list[str], runtime: str) -> float:
+def local_pipeline(svc: Services, texts: list[str], runtime: str) -> float:
     database = f"bench_local_{runtime.replace('-', '_')}"
     db_url, key = svc.database(database)
     env = svc.env(database, 4, EMBEDDER="local", EMBED_BATCH_SIZE="64", LOCAL_RUNTIME=runtime)
@@ -164,18 +164,18 @@ def measure_encode(svc: Services, sizes: Sizes) -> dict[str, float | str]:
 
     default = Settings.model_fields["local_runtime"].default
     texts = _texts(sizes.encode_texts)
-    torch_rate = _encode_rate(texts, "torch")
-    own = _encode_rate(texts, default) if default != "torch" else torch_rate
-    pipeline = _local_pipeline(svc, texts, default)
+    torch_rate = encode_rate(texts, "torch")
+    own = encode_rate(texts, default) if default != "torch" else torch_rate
+    pipeline = local_pipeline(svc, texts, default)
     figures: dict[str, float] = {}
     if default != "onnx-int8":  # the faster setting, measured alongside the default
-        int8 = _local_pipeline(svc, texts, "onnx-int8")
-        int8_rate = _encode_rate(texts, "onnx-int8")
+        int8 = local_pipeline(svc, texts, "onnx-int8")
+        int8_rate = encode_rate(texts, "onnx-int8")
         figures["e2e_int8_events_per_s"] = round(int8, 1)
         figures["encode_int8_texts_per_s"] = round(int8_rate, 1)
         figures["e2e_int8_vs_torch_encode"] = round(int8 / torch_rate, 3)
-    torch_rate = max(torch_rate, _encode_rate(texts, "torch"))
-    own = max(own, _encode_rate(texts, default)) if default != "torch" else torch_rate
+    torch_rate = max(torch_rate, encode_rate(texts, "torch"))
+    own = max(own, encode_rate(texts, default)) if default != "torch" else torch_rate
     return {
         "local_runtime": default,
         "encode_torch_texts_per_s": round(torch_rate, 1),

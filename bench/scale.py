@@ -40,6 +40,16 @@ def sizes_from_env() -> list[int]:
     return sorted(int(s.replace("_", "")) for s in raw.split(",") if s.strip())
 
 
+# bench/chunks.py's corpus (issue 14): isotropic noise around random centres.
+DIM, CENTRES, NOISE = scale_data.DIM, 1000, 0.06
+
+
+def vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
+    picked = centres[rng.integers(0, len(centres), n)]
+    v = picked + rng.normal(0, NOISE, (n, DIM)).astype(np.float32)
+    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+
 def event_id(i: int) -> uuid.UUID:
     return uuid.UUID(int=i + 1)
 

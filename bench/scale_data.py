@@ -83,12 +83,15 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def chunk_rows(start: int, vectors: np.ndarray) -> bytes:
-    """Binary COPY tuples for ``chunks`` rows ``start ..`` (event ids are ``UUID(int=i + 1)``)."""
+def chunk_rows(start: int, vectors: np.ndarray, per_event: int = 1) -> bytes:
+    """Binary COPY tuples for the chunks of events ``start ..`` (event ids are
+    ``UUID(int=i + 1)``), ``per_event`` consecutive vectors each (positions 0 ..)."""
     rows = np.zeros(len(vectors), dtype=CHUNK_ROW)
+    at = np.arange(len(vectors), dtype=np.uint64)
     rows["fields"] = 8
     rows["id_len"], rows["id_hi"] = 16, 0
-    rows["id_lo"] = np.arange(start + 1, start + 1 + len(vectors), dtype=np.uint64)
+    rows["id_lo"] = start + 1 + at // per_event
+    rows["position"] = at % per_event
     rows["position_len"] = rows["start_len"] = rows["end_len"] = rows["tokens_len"] = 4
     rows["end"], rows["tokens"] = 12, 4
     rows["tenant_len"], rows["tenant"] = len(TENANT), TENANT
@@ -98,9 +101,9 @@ def chunk_rows(start: int, vectors: np.ndarray) -> bytes:
     return rows.tobytes()
 
 
-def load(db_url: str, start: int, vectors: np.ndarray) -> None:
-    """Events ``start .. start + len(vectors)`` and their one chunk each (call it with at
-    most ``BLOCK`` vectors: the COPY's bytes are made at once)."""
+def load(db_url: str, start: int, vectors: np.ndarray, per_event: int = 1) -> None:
+    """Events ``start ..`` and their chunks, ``per_event`` consecutive vectors each (call it
+    with at most ``BLOCK`` or so vectors: the COPY's bytes are made at once)."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         # The migration's HNSW index, kept during a load, costs an index insert per row (it
         # was what made the first loader take 366 s per 100k): the bench rebuilds it anyway.
@@ -110,7 +113,7 @@ def load(db_url: str, start: int, vectors: np.ndarray) -> None:
             " chunking, embedded_at) SELECT lpad(to_hex(i + 1), 32, '0')::uuid, 'bench',"
             " 'scale', 'doc', 'synthetic ' || i, '{}', 'embedded', 'stub-embed', 'bench', now()"
             " FROM generate_series(%s::bigint, %s::bigint) AS i",
-            [start, start + len(vectors) - 1],
+            [start, start + len(vectors) // per_event - 1],
         )
         with (
             conn.cursor() as cur,
@@ -119,4 +122,4 @@ def load(db_url: str, start: int, vectors: np.ndarray) -> None:
                 " embedding) FROM STDIN WITH (FORMAT BINARY)"
             ) as copy,
         ):
-            copy.write(COPY_HEADER + chunk_rows(start, vectors) + COPY_TRAILER)
+            copy.write(COPY_HEADER + chunk_rows(start, vectors, per_event) + COPY_TRAILER)

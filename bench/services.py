@@ -51,8 +51,8 @@ class Services:
 
     def database(self, name: str) -> tuple[str, str]:
         """A fresh migrated database; returns (its URL, an API key with every scope)."""
+        self.drop(name)
         with psycopg.connect(self.pg.admin_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {name}")
         url = self.pg.url.replace("/eventsearch", f"/{name}")
         sa_url = url.replace("postgresql://", "postgresql+psycopg://")
@@ -62,6 +62,11 @@ class Services:
             key = create_key(session, "bench", ["ingest", "search", "admin"], "bench").key
         engine.dispose()
         return url, key
+
+    def drop(self, name: str) -> None:
+        """Drop database ``name`` if it exists, whoever is still connected to it."""
+        with psycopg.connect(self.pg.admin_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     def gateway(self, env: dict[str, str], name: str) -> processes.Gateway:
         proc = processes.gateway(env, self.root, name).start().wait_ready(timeout=120)

@@ -17,6 +17,8 @@ KEYS = [
     "search_p50_overhead_ms",
     "hnsw_recall_at_10",
     "export_rss_growth_mb",
+    "chunked_e2e_tokens_vs_encode",
+    "search_p50_chunked_vs_single",
 ]
 
 

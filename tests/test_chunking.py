@@ -5,7 +5,6 @@ fits as one chunk. Properties hold for any text (hypothesis) and for long real p
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -147,30 +146,3 @@ def test_settings_fit_the_budget_to_the_embedders_context() -> None:
     assert budget_tokens(small) == 100 and chunker_for(small).capacity == 300
     with pytest.raises(ValidationError, match="CHUNK_OVERLAP_TOKENS"):
         Settings(**base, chunk_tokens=64, chunk_overlap_tokens=40)
-
-
-def test_the_long_document_variant_of_a_beir_set_keeps_every_judgement(tmp_path: Path) -> None:
-    import json
-
-    from bench.long_beir import make_long
-    from cli.beir import load
-
-    source = tmp_path / "short"
-    (source / "qrels").mkdir(parents=True)
-    docs = {f"d{i}": f"document number {i}" for i in range(7)}
-    (source / "corpus.jsonl").write_text(
-        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in docs.items())
-    )
-    (source / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": f"q{i}", "text": f"number {i}"}) + "\n" for i in range(7))
-    )
-    (source / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(7))
-    )
-    assert make_long(source, tmp_path / "long", join=3) == 3
-    long = load(tmp_path / "long")
-    assert len(long.queries) == 7
-    for i in range(7):
-        [(home, grade)] = long.qrels[f"q{i}"].items()
-        assert grade == 1 and docs[f"d{i}"] in long.corpus[home].split("\n\n")
-    assert sorted(len(t.split("\n\n")) for t in long.corpus.values()) == [1, 3, 3]

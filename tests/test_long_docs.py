@@ -114,6 +114,24 @@ def test_the_command_writes_a_set_eval_reads_with_real_token_counts(tmp_path: Pa
     assert figures["parts_min"] >= 4 and figures["tokens_min"] >= 100
 
 
+def test_join_n_joins_every_n_documents_and_keeps_every_judgement(tmp_path: Path) -> None:
+    # The simplest form (once bench/long_beir.py): by count alone, whatever the lengths.
+    source, out = tmp_path / "src", tmp_path / "long"
+    data = tiny(62)
+    write(join(data, parts=(1, 1), budget=(1, 1), count=words)[1], source)
+    main([str(source), str(out), "--join", "5"])
+    long_set = load(out)
+    parts = json.loads((out / "parts.json").read_text())
+    # 62 = 11 x 5 + 7: the short last run joins the one before it.
+    assert sorted(len(p) for p in parts.values()) == [5] * 11 + [7]
+    assert sorted(d for p in parts.values() for d in p) == sorted(data.corpus)
+    for q, judged in data.qrels.items():
+        for doc, grade in judged.items():
+            [home] = [name for name, members in parts.items() if doc in members]
+            assert data.corpus[doc] in long_set.corpus[home].split("\n\n")
+            assert long_set.qrels[q][home] >= grade
+
+
 def test_the_runner_checks_the_issues_two_goals() -> None:
     from bench.long_docs_eval import verdict
 

@@ -15,10 +15,11 @@ from sqlalchemy.engine import Engine
 
 from stack.redis import EmbeddedRedis
 from tests import processes
-from tests.conftest import make_key, wait_for
+from tests.conftest import make_key, status_of, wait_for
 from tests.processes import BIN, Gateway
 from tests.searchdata import MODEL, store, stored_event
 from tests.stub_embedder import POISON_MARK, StubServer
+from tests.test_chunks import chunk_rows, ingest, posting
 
 NEW_MODEL = "stub-embed-v2"
 
@@ -109,37 +110,110 @@ def letters_of(db: Engine, ids: list[str]) -> dict[str, tuple[int, str | None]]:
     return {r[0]: (int(r[1]), r[2]) for r in rows}
 
 
-def test_reembed_out_of_attempts_leaves_a_dead_letter_and_the_old_vector(
-    db: Engine, stub: StubServer, new_model_env: dict[str, str]
-) -> None:
-    tenant = f"reembed-fail-{uuid.uuid4().hex[:8]}"
-    mark = f"flaky{uuid.uuid4().hex[:8]}"
-    ids = store(db, [stored_event(tenant, f"{mark} quay {i}") for i in range(2)])
-    stub.behaviour.watch = mark
-    stub.behaviour.fail_times = 1000  # every call with these texts: 503, transient
+@pytest.fixture(scope="module")
+def rechunk_env(
+    stack_env: dict[str, str], redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """A worker on the same model with other chunk settings (CHUNK_TOKENS 128): every set
+    the session's worker made is stale only by its chunking. A Redis db of its own."""
+    env = {**stack_env, "CHUNK_TOKENS": "128", "REDIS_URL": redis_server.url.replace("/0", "/3")}
+    worker = processes.worker(env, tmp_path_factory.mktemp("rechunk"), "worker-c128", 1).start()
+    yield env
+    worker.stop()
+
+
+def chunk_sets(db: Engine, ids: list[str]) -> dict[str, object]:
+    """Everything of these events' chunk sets and the event columns that name them."""
+    with db.connect() as conn:
+        chunks = conn.execute(
+            text(
+                "SELECT event_id::text, position, char_start, char_end, tokens, model,"
+                " embedding::text FROM chunks WHERE event_id::text = ANY(:ids)"
+                " ORDER BY event_id, position"
+            ),
+            {"ids": ids},
+        ).all()
+        events = conn.execute(
+            text(
+                "SELECT id::text, status, model, chunking, embedded_at FROM events"
+                " WHERE id::text = ANY(:ids) ORDER BY id"
+            ),
+            {"ids": ids},
+        ).all()
+    return {"chunks": [tuple(c) for c in chunks], "events": [tuple(e) for e in events]}
+
+
+def all_letters(db: Engine, ids: list[str]) -> int:
+    """Dead letters of these events, open or replayed."""
+    with db.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM dead_letters WHERE event_id::text = ANY(:ids)"),
+                {"ids": ids},
+            ).scalar_one()
+        )
+
+
+def run_reembed(env: dict[str, str], tenant: str) -> None:
+    """``eventsearch reembed --no-wait`` for ``tenant``: its stale events in one batch."""
+    command = ["reembed", "--tenant", tenant, "--batch-size", "50", "--no-wait"]
     result = subprocess.run(
-        [str(BIN / "eventsearch"), "reembed", "--tenant", tenant, "--no-wait"],
-        env=new_model_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+        [str(BIN / "eventsearch"), *command], env=env, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("change", ["new-model", "same-model-other-chunk-tokens"])
+def test_reembed_out_of_attempts_leaves_a_dead_letter_and_the_old_chunk_set(
+    change: str,
+    request: pytest.FixtureRequest,
+    db: Engine,
+    gateway: Gateway,
+    worker: processes.Worker,
+    stub: StubServer,
+) -> None:
+    """Long events embedded by the pipeline (several chunks each), then re-embedded by a
+    worker whose every embedder call for them fails (503, transient): out of attempts,
+    each keeps its whole old set (vectors, spans, model, chunking), stays ``embedded`` and
+    searchable, and gets the error and one dead letter; a second run writes no second one.
+    With the same model and other CHUNK_TOKENS the set is stale only by its chunking (the
+    case the transition once missed)."""
+    env = request.getfixturevalue("new_model_env" if change == "new-model" else "rechunk_env")
+    tenant = f"reembed-fail-{uuid.uuid4().hex[:8]}"
+    mark = f"flaky{uuid.uuid4().hex[:8]}"
+    key = make_key(db, tenant, "ingest,search")
+    client = httpx.Client(base_url=gateway.url, timeout=30, headers={"X-API-Key": key})
+    request.addfinalizer(client.close)
+    ids = [ingest(client, posting(mark, f"Last duty {i}: the quay {mark}.", 5)) for i in range(2)]
+    wait_for(
+        lambda: all(status_of(client, i)["status"] == "embedded" for i in ids),
+        what="the long events embedded",
+    )
+    before = chunk_sets(db, ids)
+    assert all(len(chunk_rows(db, i)) >= 3 for i in ids), before  # long: several chunks each
+
+    stub.behaviour.watch = mark
+    stub.behaviour.fail_times = 1000  # every call with these texts: 503, transient
+    run_reembed(env, tenant)
     wait_for(lambda: all(n == 1 for n, _ in letters_of(db, ids).values()), what="dead letters")
     assert stub.behaviour.watched_calls == 5  # EMBED_MAX_ATTEMPTS, one call each
     for count, error in letters_of(db, ids).values():
         assert count == 1
         assert error is not None and error.startswith("gave up after 5 attempts: ")
-    assert models_of(db, ids) == [MODEL, MODEL]  # the old vectors stay, and stay searchable
-    with db.connect() as conn:
-        kept = conn.execute(
-            text(
-                "SELECT count(*) FROM events e WHERE id::text = ANY(:ids) AND status = 'embedded'"
-                " AND EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = e.id)"
-            ),
-            {"ids": ids},
-        ).scalar_one()
-    assert kept == 2
+    assert chunk_sets(db, ids) == before  # the whole old set: vectors, spans, model, chunking
+    assert models_of(db, ids) == [MODEL, MODEL]
+    assert [status_of(client, i)["status"] for i in ids] == ["embedded", "embedded"]
+    found = client.get("/api/v1/search", params={"q": "the quay", "mode": "dense"})
+    assert found.status_code == 200, found.text
+    assert {h["id"] for h in found.json()["results"]} == set(ids)  # still searchable
+
+    # A second run gives up again. A third stale event, not in the first run, is in its
+    # batch: its letter is written in the transaction that writes none for the other two.
+    [sentinel] = store(db, [stored_event(tenant, f"{mark} sentinel quay")])
+    run_reembed(env, tenant)
+    wait_for(lambda: letters_of(db, [sentinel])[sentinel][0] == 1, what="the second run gave up")
+    assert all_letters(db, ids) == 2  # one each, still
+    assert chunk_sets(db, ids) == before
 
 
 def test_reembed_refused_for_good_dead_letters_only_that_text(
@@ -150,14 +224,7 @@ def test_reembed_refused_for_good_dead_letters_only_that_text(
         db,
         [stored_event(tenant, "quay crane good"), stored_event(tenant, f"quay {POISON_MARK}")],
     )
-    result = subprocess.run(
-        [str(BIN / "eventsearch"), "reembed", "--tenant", tenant, "--no-wait"],
-        env=new_model_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
+    run_reembed(new_model_env, tenant)
     wait_for(lambda: models_of(db, [good]) == [NEW_MODEL], what="the good text re-embedded")
     wait_for(lambda: letters_of(db, [bad])[bad][0] == 1, what="the refused text's dead letter")
     assert models_of(db, [bad]) == [MODEL]
