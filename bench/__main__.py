@@ -19,7 +19,7 @@ from bench.services import services
 from bench.sizes import FULL, QUICK, TINY
 
 GOALS = {
-    "ingest_single_vs_bare": ">= 0.5",
+    "ingest_single_vs_bare": ">= 0.8",
     "batch_vs_single": ">= 10",
     "e2e_vs_torch_encode": ">= 1.5",
     "e2e_vs_encode": ">= 0.9",

@@ -52,7 +52,7 @@ def long_texts(n: int) -> list[str]:
     return texts
 
 
-def measure_pipeline(svc: Services, sizes: Sizes) -> dict[str, float | str]:
+def measure_pipeline(svc: Services, sizes: Sizes) -> dict[str, float]:
     from common.chunking import chunker_for
     from common.settings import Settings
 
@@ -111,7 +111,7 @@ def _centres() -> np.ndarray:
     return (centres / np.linalg.norm(centres, axis=1, keepdims=True)).astype(np.float32)
 
 
-def measure_search(svc: Services, sizes: Sizes) -> dict[str, float]:
+def measure_search(svc: Services, sizes: Sizes) -> dict[str, object]:
     n = sizes.chunked_search_events
     # Queries from the clusters (bench/scale.py's distribution); the first 5 warm the caches.
     queries = scale.vectors(np.random.default_rng(41), _centres(), max(sizes.search_queries, 20))
@@ -120,23 +120,26 @@ def measure_search(svc: Services, sizes: Sizes) -> dict[str, float]:
         "chunked": ("bench_chunks_multi", CHUNKS_PER_EVENT),
     }
     loaded = {side: _load(svc, db, n, per) for side, (db, per) in corpora.items()}
-    p50 = dict.fromkeys(corpora, float("inf"))
+    passes: dict[str, list[float]] = {side: [] for side in corpora}
     fill = dict.fromkeys(corpora, 1.0)
     # Passes interleaved, each side keeping its best p50: a busy moment of the shared
     # machine then cannot favour one side of the ratio.
     for _ in range(PASSES):
         for side, (db_url, _) in loaded.items():
             times, found = scale.search(db_url, queries)
-            p50[side] = min(p50[side], float(np.percentile(times, 50)))
+            passes[side].append(round(float(np.percentile(times, 50)), 2))
             full = sum(1 for ids in found if len(set(ids)) == 10) / len(found)
             fill[side] = min(fill[side], full)
     for db, _ in corpora.values():
         svc.drop(db)  # a few hundred MB at full size: not kept for the rest of the run
+    p50 = {side: min(figures) for side, figures in passes.items()}
     return {
         "chunked_search_events": n,
         "search_single_p50_ms": round(p50["single"], 2),
         "search_chunked_p50_ms": round(p50["chunked"], 2),
         "search_p50_chunked_vs_single": round(p50["chunked"] / p50["single"], 3),
+        "search_single_p50_ms_by_pass": passes["single"],
+        "search_chunked_p50_ms_by_pass": passes["chunked"],
         "hnsw_build_single_s": round(loaded["single"][1], 1),
         "hnsw_build_chunked_s": round(loaded["chunked"][1], 1),
         # 1.0: every search returned top_k distinct events on both corpora.

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.models import Chunk, Event, EventStatus
 from common.settings import Settings
@@ -29,16 +29,18 @@ from gateway.search.candidates import COLUMNS, Candidate, from_row
 from gateway.search.filters import Where, clauses
 
 
-async def configure_scan(session: AsyncSession, settings: Settings, limit: int) -> None:
+async def configure_scan(connection: AsyncConnection, settings: Settings, limit: int) -> None:
     """The gateway's connections start with ``hnsw.ef_search``, ``hnsw.iterative_scan`` and
     ``hnsw.max_scan_tuples`` set (common/db.py); ef_search bounds the candidate list of one
     scan step and must be >= the limit, so a larger limit raises it for this transaction
-    only (``set_config(..., true)`` = ``SET LOCAL``)."""
+    only (``set_config(..., true)`` = ``SET LOCAL``; :func:`rank` opens the transaction)."""
     if limit <= settings.hnsw_ef_search:
         return
     # pgvector's ceiling; past it the iterative scan goes on by itself.
     ef = min(limit, EF_SEARCH_MAX)
-    await session.execute(text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)})
+    await connection.execute(
+        text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef)}
+    )
 
 
 EF_SEARCH_MAX = 1000
@@ -92,7 +94,7 @@ def statement(shape: tuple[bool, ...]) -> Select[Any]:
 
 
 async def rank(
-    session: AsyncSession,
+    connection: AsyncConnection,
     vector: Sequence[float],
     model: str,
     where: Where,
@@ -102,20 +104,31 @@ async def rank(
     """The ``limit`` nearest events to ``vector`` among those passing ``where``, best first,
     each by its nearest chunk (the hit's passage)."""
     scan = limit * OVERSAMPLE
-    while True:
-        await configure_scan(session, settings, scan)
-        params = {
-            **where.params,
-            "query_vector": vector,
-            "model": model,
-            "limit": scan,
-            "top_k": limit,
-        }
-        rows = (await session.execute(statement(where.shape), params)).all()
-        exhausted = not rows or rows[0].scanned < scan
-        if len(rows) >= limit or exhausted or scan >= settings.hnsw_max_scan_tuples:
-            break
-        scan = min(scan * GROWTH, settings.hnsw_max_scan_tuples)
+    opened = False
+    try:
+        while True:
+            if scan > settings.hnsw_ef_search and not opened:
+                # Search reads in autocommit: SET LOCAL needs a transaction to be local to.
+                # Were it left open, the pool's reset on return would roll it back, so a
+                # raised ef_search never outlives its search.
+                await connection.execute(text("BEGIN"))
+                opened = True
+            await configure_scan(connection, settings, scan)
+            params = {
+                **where.params,
+                "query_vector": vector,
+                "model": model,
+                "limit": scan,
+                "top_k": limit,
+            }
+            rows = (await connection.execute(statement(where.shape), params)).all()
+            exhausted = not rows or rows[0].scanned < scan
+            if len(rows) >= limit or exhausted or scan >= settings.hnsw_max_scan_tuples:
+                break
+            scan = min(scan * GROWTH, settings.hnsw_max_scan_tuples)
+    finally:
+        if opened:  # ends the SET LOCAL (after a failed statement COMMIT rolls back)
+            await connection.execute(text("COMMIT"))
     return [
         from_row(
             row,

@@ -10,7 +10,7 @@ from pydantic import AwareDatetime, ValidationError
 
 from common.schemas import SearchMode, SearchRequest, SearchResponse
 from gateway.auth import SearchKey
-from gateway.deps import EmbedderDep, SessionDep, SettingsDep
+from gateway.deps import EmbedderDep, ReaderDep, SettingsDep
 from gateway.search.filters import from_query
 from gateway.search.service import run_search
 
@@ -21,7 +21,7 @@ PARAMETERS = {"query": "q"}  # SearchRequest's field names that GET spells other
 @router.post("", response_model=SearchResponse)
 async def search(
     request: SearchRequest,
-    session: SessionDep,
+    connection: ReaderDep,
     embedder: EmbedderDep,
     settings: SettingsDep,
     caller: SearchKey,
@@ -29,12 +29,12 @@ async def search(
     """The caller's events best matching ``query``, best first, among those passing
     ``filters``. ``mode``: ``dense`` (vectors), ``keyword`` (full-text) or ``hybrid`` (both,
     fused by reciprocal rank); each hit's ``rankings`` gives its rank in each."""
-    return await run_search(request, session, embedder, settings, caller.tenant)
+    return await run_search(request, connection, embedder, settings, caller.tenant)
 
 
 @router.get("", response_model=SearchResponse)
 async def search_get(
-    session: SessionDep,
+    connection: ReaderDep,
     embedder: EmbedderDep,
     settings: SettingsDep,
     caller: SearchKey,
@@ -62,4 +62,4 @@ async def search_get(
                 for e in error.errors(include_url=False)
             ]
         ) from None
-    return await run_search(request, session, embedder, settings, caller.tenant)
+    return await run_search(request, connection, embedder, settings, caller.tenant)

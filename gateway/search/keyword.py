@@ -39,7 +39,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.models import TEXT_SEARCH_CONFIG, Event, EventStatus
 from gateway.search.candidates import COLUMNS, Candidate, from_row
@@ -51,12 +51,14 @@ K1, B = 1.2, 0.75
 _WEB_SYNTAX = re.compile(r'"|(^|\s)-\w|\sor\s', re.IGNORECASE)
 
 
-async def rank(session: AsyncSession, query: str, where: Where, limit: int) -> list[Candidate]:
+async def rank(
+    connection: AsyncConnection, query: str, where: Where, limit: int
+) -> list[Candidate]:
     """The ``limit`` events with the best BM25 score for ``query`` among those passing
     ``where`` (deleted ones never), best first."""
     web_syntax = bool(_WEB_SYNTAX.search(query))
     params = {**where.params, "query": query, "limit": limit}
-    rows = await session.execute(statement(where.shape, web_syntax), params)
+    rows = await connection.execute(statement(where.shape, web_syntax), params)
     return [
         from_row(row, score=float(row.score), ranking="keyword", rank=i)
         for i, row in enumerate(rows, start=1)

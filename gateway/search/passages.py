@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.models import TEXT_SEARCH_CONFIG
 from gateway.search.candidates import Candidate
@@ -51,7 +51,7 @@ def span_of(text_: str, fragment: str) -> tuple[int, int]:
 
 
 async def fill_keyword_passages(
-    session: AsyncSession, query: str, hits: Sequence[Candidate]
+    connection: AsyncConnection, query: str, hits: Sequence[Candidate]
 ) -> None:
     """Give every hit without a passage the part of its text around the query's words."""
     missing = [h for h in hits if h.passage is None]
@@ -61,7 +61,9 @@ async def fill_keyword_passages(
     long = {h.id: h for h in missing if h.passage is None}
     if not long:
         return
-    rows = await session.execute(HEADLINE, {"ids": list(long), "query": query, "options": OPTIONS})
+    rows = await connection.execute(
+        HEADLINE, {"ids": list(long), "query": query, "options": OPTIONS}
+    )
     for row in rows:
         hit = long[row.id]
         hit.passage = span_of(hit.text, row.fragment or "")

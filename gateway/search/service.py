@@ -7,7 +7,7 @@ import time
 from functools import lru_cache
 
 from cachetools import LRUCache
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.embedders import Embedder, EmbedError, PermanentEmbedError
 from common.errors import AppError, ServiceUnavailable
@@ -52,7 +52,7 @@ async def embed_query(embedder: Embedder, query: str) -> list[float]:
 
 async def run_search(
     request: SearchRequest,
-    session: AsyncSession,
+    connection: AsyncConnection,
     embedder: Embedder,
     settings: Settings,
     tenant: str,
@@ -72,10 +72,10 @@ async def run_search(
     )
     try:
         if mode != "dense":
-            rankings["keyword"] = await keyword.rank(session, request.query, where, depth)
+            rankings["keyword"] = await keyword.rank(connection, request.query, where, depth)
         if vector is not None:
             rankings["dense"] = await dense.rank(
-                session, await vector, embedder.model, where, depth, settings
+                connection, await vector, embedder.model, where, depth, settings
             )
     finally:
         if vector is not None and not vector.done():
@@ -85,7 +85,7 @@ async def run_search(
         hits = reciprocal_rank_fusion(rankings, weights, settings.rrf_k)[: request.top_k]
     else:
         hits = rankings[mode]
-    await fill_keyword_passages(session, request.query, hits)
+    await fill_keyword_passages(connection, request.query, hits)
     took_ms = round((time.perf_counter() - started) * 1000, 2)
     return SearchResponse(
         results=[
