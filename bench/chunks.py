@@ -24,7 +24,7 @@ import random
 import numpy as np
 import psycopg
 
-from bench import scale
+from bench import scale, scale_data
 from bench.pipeline import WORDS, encode_rate, local_pipeline
 from bench.services import Services
 from bench.sizes import Sizes
@@ -99,7 +99,7 @@ def _load(svc: Services, database: str, events: int, per_event: int) -> tuple[st
     db_url, _ = svc.database(database)
     for start in range(0, events, BLOCK):
         count = min(BLOCK, events - start)
-        scale.copy_rows(db_url, start, event_vectors(rng, centres, count, per_event), per_event)
+        scale_data.load(db_url, start, event_vectors(rng, centres, count, per_event), per_event)
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) events, chunks")  # before the index: a heap pass only
     built, _ = scale.build_index(db_url)

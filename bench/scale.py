@@ -1,17 +1,18 @@
-"""``make bench-scale``: how dense search grows with the corpus (issue 16).
+"""``make bench-scale``: how dense search and ingest grow (issue 16).
 
-Synthetic corpus: clustered random unit vectors of the local model's 384 dims (1,000 cluster
-centres, Gaussian noise around each), loaded with binary COPY into the real ``events`` and
-``chunks`` tables of a private embedded PostgreSQL started as the bench's stack starts it.
-Each size adds rows to the previous one, drops the HNSW index and builds it again with the
-migration's ``m`` / ``ef_construction`` (timed, ``maintenance_work_mem`` high). Queries are
-drawn from the same distribution and run through the gateway's own dense statement
-(``gateway.search.dense.statement``, best chunk per event) with the gateway's session
-settings; recall@10 is against exact search computed in NumPy over the same vectors.
+First ``ingest_events_per_s_by_workers`` (bench/scale_ingest.py: the real pipeline with the
+stub embedder, one worker then two). Then the synthetic corpus of bench/scale_data.py, loaded
+fast into the real ``events`` and ``chunks`` tables of a private embedded PostgreSQL. Each
+size adds rows to the previous one, builds the HNSW index again with the migration's ``m`` /
+``ef_construction`` (timed, ``maintenance_work_mem`` high). Queries are drawn from the same
+law and run through the gateway's own dense statement (``gateway.search.dense.statement``,
+best chunk per event) with the gateway's session settings; recall@10 is against exact search
+computed in NumPy over the same vectors.
 
 Sizes: ``BENCH_SCALE_SIZES`` (default ``100000,300000,1000000``), queries
-``BENCH_SCALE_QUERIES`` (default 200). The JSON is written after every size, so a run cut
-short keeps what it measured and names what it did not.
+``BENCH_SCALE_QUERIES`` (default 200), ingest events ``BENCH_SCALE_INGEST_EVENTS`` (default
+3000). The JSON is written after ingest and after every size, so a run cut short keeps what it
+measured and names what it did not.
 """
 
 from __future__ import annotations
@@ -21,24 +22,26 @@ import os
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
-from pgvector.psycopg import register_vector
 from sqlalchemy import create_engine, event, text
 
+from bench import scale_data, scale_ingest
 from bench.services import services
 
-DIM, CENTRES, NOISE = 384, 1000, 0.06
 OUT = Path("bench-scale-results.json")
 
 
 def sizes_from_env() -> list[int]:
     raw = os.environ.get("BENCH_SCALE_SIZES", "100000,300000,1000000")
     return sorted(int(s.replace("_", "")) for s in raw.split(",") if s.strip())
+
+
+# bench/chunks.py's corpus (issue 14): isotropic noise around random centres.
+DIM, CENTRES, NOISE = scale_data.DIM, 1000, 0.06
 
 
 def vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
@@ -49,45 +52,6 @@ def vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray
 
 def event_id(i: int) -> uuid.UUID:
     return uuid.UUID(int=i + 1)
-
-
-def copy_rows(db_url: str, start: int, block: np.ndarray, per_event: int = 1) -> None:
-    """COPY events ``start`` .. and their chunks, ``per_event`` consecutive rows of ``block``
-    each (chunk ``position`` 0 .. ``per_event - 1``). The HNSW index is dropped first: rows
-    COPYed into a live index are inserted into the graph one by one, many times slower than
-    the one build that follows (``build_index``)."""
-    stamp = datetime.now(UTC)
-    events = len(block) // per_event
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        register_vector(conn)
-        conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding_hnsw")
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY events (id, tenant, source, type, text, metadata, status, model, chunking,"
-                " embedded_at) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.set_types(
-                ["uuid", "varchar", "varchar", "varchar", "text", "jsonb", "varchar",
-                 "varchar", "varchar", "timestamptz"]
-            )  # fmt: skip
-            for i in range(start, start + events):
-                copy.write_row(
-                    [event_id(i), "bench", "scale", "doc", f"synthetic {i}", "{}",
-                     "embedded", "stub-embed", "bench", stamp]
-                )  # fmt: skip
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
-                " embedding) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.set_types(["uuid", "int4", "varchar", "int4", "int4", "int4", "varchar", "vector"])
-            for j, vec in enumerate(block):
-                owner, position = event_id(start + j // per_event), j % per_event
-                copy.write_row([owner, position, "bench", 0, 12, 4, "stub-embed", vec])
 
 
 def build_index(db_url: str) -> tuple[float, int]:
@@ -153,49 +117,76 @@ def search(
 
 
 def exact(data: np.ndarray, queries: np.ndarray, k: int = 10) -> list[list[str]]:
-    scores = queries @ data.T
-    top = np.argsort(-scores, axis=1)[:, :k]
-    return [[str(event_id(int(i))) for i in row] for row in top]
+    found: list[list[str]] = []
+    for at in range(0, len(queries), 50):
+        scores = queries[at : at + 50] @ data.T
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        for row, ids in zip(scores, top, strict=True):
+            best = ids[np.argsort(-row[ids])]
+            found.append([str(event_id(int(i))) for i in best])
+    return found
+
+
+def load(
+    db_url: str,
+    corpus: scale_data.Corpus,
+    rng: np.random.Generator,
+    data: np.ndarray,
+    start: int,
+    size: int,
+) -> float:
+    """Rows ``start .. size`` into the database and into ``data``; returns rows per second."""
+    started = time.perf_counter()
+    for at in range(start, size, scale_data.BLOCK):
+        block = corpus.draw(rng, min(scale_data.BLOCK, size - at))
+        scale_data.load(db_url, at, block)
+        data[at : at + len(block)] = block
+    return (size - start) / (time.perf_counter() - started)
 
 
 def main() -> None:
     sizes = sizes_from_env()
     n_queries = int(os.environ.get("BENCH_SCALE_QUERIES", "200"))
     rng = np.random.default_rng(16)
-    centres = rng.normal(0, 1, (CENTRES, DIM)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    queries = vectors(rng, centres, n_queries + 5)
+    corpus = scale_data.corpus(rng)
+    queries = corpus.draw(rng, n_queries + 5)
     results: dict[str, Any] = {
-        "corpus": f"synthetic: {CENTRES} clusters of unit vectors, {DIM} dims, noise {NOISE}",
+        "corpus": scale_data.DESCRIPTION,
         "sizes_requested": sizes,
+        "ingest_events_per_s_by_workers": {},
         "search_p50_ms_by_vectors": {},
         "search_p99_ms_by_vectors": {},
         "recall_at_10_by_vectors": {},
         "hnsw_build_s_by_vectors": {},
         "hnsw_index_mb_by_vectors": {},
-        "copy_s_by_vectors": {},
+        "load_rows_per_s_by_vectors": {},
         "not_measured": list(sizes),
         "errors": {},
     }
     root = Path(tempfile.mkdtemp(prefix="eventsearch-scale-"))
     os.environ.setdefault("TMPDIR", str(root))
-    data = np.empty((0, DIM), dtype=np.float32)
+    data = np.empty((max(sizes), scale_data.DIM), dtype=np.float32)
+    loaded = 0
     with services(root) as svc:
+        try:
+            results["ingest_events_per_s_by_workers"] = scale_ingest.measure(svc)
+        except Exception as exc:  # recorded; the search sizes still run
+            results["errors"]["ingest"] = f"{type(exc).__name__}: {exc}"
+            svc.clean_up()
+        write(results)
         db_url, _ = svc.database("bench_scale")
         for size in sizes:
             key = str(size)
             try:
-                started = time.perf_counter()
-                block = vectors(rng, centres, size - len(data))
-                copy_rows(db_url, len(data), block)
-                data = np.vstack([data, block])
-                results["copy_s_by_vectors"][key] = round(time.perf_counter() - started, 1)
+                rate = load(db_url, corpus, rng, data, loaded, size)
+                loaded = size
+                results["load_rows_per_s_by_vectors"][key] = round(rate)
                 print(f"bench-scale: {size} rows loaded, building HNSW ...", flush=True)
                 built, index_bytes = build_index(db_url)
                 results["hnsw_build_s_by_vectors"][key] = round(built, 1)
                 results["hnsw_index_mb_by_vectors"][key] = round(index_bytes / 2**20, 1)
                 times, found = search(db_url, queries)
-                truth = exact(data, queries[5:])
+                truth = exact(data[:size], queries[5:])
                 recall = np.mean(
                     [len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]
                 )
@@ -211,9 +202,14 @@ def main() -> None:
                 results["p50_growth_vs_smallest"] = {
                     k: round(v / first, 2) for k, v in p50s.items()
                 }
-            results["load_average_1m_5m_15m"] = [round(x, 2) for x in os.getloadavg()]
-            OUT.write_text(json.dumps(results, indent=2))
-            print(json.dumps(results, indent=2), flush=True)
+            write(results)
+
+
+def write(results: dict[str, Any]) -> None:
+    """The JSON after every part: a run cut short keeps what it measured."""
+    results["load_average_1m_5m_15m"] = [round(x, 2) for x in os.getloadavg()]
+    OUT.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2), flush=True)
 
 
 if __name__ == "__main__":
