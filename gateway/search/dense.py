@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Integer, Select, bindparam, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from common.models import Chunk, Event, EventStatus
@@ -78,7 +79,7 @@ def statement(shape: tuple[bool, ...]) -> Select[Any]:
     )
     best = (
         select(nearest)
-        .distinct(nearest.c.event_id)
+        .ext(distinct_on(nearest.c.event_id))
         .order_by(nearest.c.event_id, nearest.c.distance + 0, nearest.c.position)
         .cte("best")
     )
