@@ -11,8 +11,12 @@ from pathlib import Path
 
 
 def test_bench_scale_writes_every_key_at_tiny_sizes(tmp_path: Path) -> None:
+    # It runs in tmp_path (where it writes its JSON): bench/ is found from the repository
+    # root, as `make bench-scale` finds it from its working directory.
+    root = str(Path(__file__).resolve().parents[1])
     env = {
         **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
         "BENCH_SCALE_SIZES": "1000,2000",
         "BENCH_SCALE_QUERIES": "10",
         "BENCH_SCALE_INGEST_EVENTS": "50",
