@@ -47,6 +47,11 @@ CHUNK_ROW = np.dtype(
 )  # fmt: skip
 COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 COPY_TRAILER = struct.pack(">h", -1)
+# The chunks' columns in the order both benches' binary COPYs write them.
+COPY_CHUNKS = (
+    "COPY chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
+    " embedding) FROM STDIN WITH (FORMAT BINARY)"
+)
 
 
 @dataclass
@@ -117,9 +122,6 @@ def load(db_url: str, start: int, vectors: np.ndarray, per_event: int = 1) -> No
         )
         with (
             conn.cursor() as cur,
-            cur.copy(
-                "COPY chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
-                " embedding) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy,
+            cur.copy(COPY_CHUNKS) as copy,
         ):
             copy.write(COPY_HEADER + chunk_rows(start, vectors, per_event) + COPY_TRAILER)

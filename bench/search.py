@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from bench.load import p50, timed
 from bench.scale import build_index
+from bench.scale_data import COPY_CHUNKS
 from bench.services import Services
 from bench.sizes import Sizes
 from common.settings import get_settings
@@ -69,10 +70,7 @@ def _load(db_url: str, texts: list[str]) -> float:
                 copy.write_row([*row, "stub-embed", "bench", stamp])
         with (
             conn.cursor() as cur,
-            cur.copy(
-                "COPY chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
-                " embedding) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy,
+            cur.copy(COPY_CHUNKS) as copy,
         ):
             copy.set_types(["uuid", "int4", "varchar", "int4", "int4", "int4", "varchar", "vector"])
             for event_id, text in tqdm(
