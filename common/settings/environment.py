@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.settings.groups import (
@@ -225,17 +232,6 @@ class Settings(Views, BaseSettings):
     )
     jwt_jwks_timeout_s: float = Field(5.0, gt=0, le=60)
 
-    @field_validator("auth_failure_limit")
-    @classmethod
-    def _failure_limit(cls, value: str) -> str:
-        from limits import parse_many
-
-        try:
-            parse_many(value)
-        except ValueError:
-            raise ValueError("must look like 30/minute") from None
-        return value
-
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
     def _algorithms(cls, value: object) -> object:
@@ -282,16 +278,21 @@ class Settings(Views, BaseSettings):
         return value
 
     @field_validator(
-        "rate_limit_ingest", "rate_limit_search", "rate_limit_read", "rate_limit_admin"
+        "rate_limit_ingest",
+        "rate_limit_search",
+        "rate_limit_read",
+        "rate_limit_admin",
+        "auth_failure_limit",
     )
     @classmethod
-    def _rate_limit(cls, value: str) -> str:
+    def _rate_limit(cls, value: str, info: ValidationInfo) -> str:
         from limits import parse_many
 
         try:
             parse_many(value)
         except ValueError:
-            raise ValueError("must look like 1000/minute") from None
+            example = "30/minute" if info.field_name == "auth_failure_limit" else "1000/minute"
+            raise ValueError(f"must look like {example}") from None
         return value
 
     @field_validator("cors_origins", "subject_delete_types", mode="before")
