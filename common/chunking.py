@@ -1,10 +1,12 @@
 """Token-aware chunks of an event's text: what the worker embeds, one vector each.
 
-A text that fits the budget is one chunk spanning all of it, so short events are embedded
-exactly as before (one input, the whole text). A longer text is cut into chunks of at most
-``CHUNK_TOKENS`` tokens, ending at the largest boundary that fits (paragraph, then sentence,
-then word), each starting with up to ``CHUNK_OVERLAP_TOKENS`` tokens of the previous one's
-end, so a sentence at a boundary is read whole by one of its two neighbours.
+A text of at most ``CHUNK_WHOLE_TOKENS`` tokens (with the local model: its whole 256-piece
+window) is one chunk spanning all of it, so short events are embedded exactly as before (one
+input, the whole text, as exact search with the model reads it). A longer text is cut into
+chunks of at most ``CHUNK_TOKENS`` tokens (128 with the local model), ending at the largest
+boundary that fits (paragraph, then sentence, then word), each starting with up to
+``CHUNK_OVERLAP_TOKENS`` tokens of the previous one's end, so a sentence at a boundary is
+read whole by one of its two neighbours.
 
 Counting:
 - ``EMBEDDER=local``: the model's own word pieces (its shipped ``tokenizer.json``), special
@@ -86,17 +88,19 @@ class Chunker:
         overlap: int,
         tokens_of: Counter,
         name: str,
+        whole: int | None = None,
     ) -> None:
         self._splitter = splitter
         self._count = count
         self.capacity = capacity
         self.overlap = overlap
         self._tokens_of = tokens_of
+        self.whole = max(whole or capacity, capacity)  # a text of at most this is one chunk
         self.name = name  # which settings made a chunk set (stored with the chunks)
 
     def split(self, text: str) -> list[Chunk]:
-        """The chunks of ``text``, in order; one spanning all of it when it fits."""
-        if self._count(text) <= self.capacity:
+        """The chunks of ``text``, in order; one spanning all of it when it fits ``whole``."""
+        if self._count(text) <= self.whole:
             return [Chunk(0, 0, len(text), text, self._tokens_of(text))]
         chunks = []
         for position, (start, part) in enumerate(self._splitter.chunk_indices(text)):
@@ -107,9 +111,9 @@ class Chunker:
         return chunks
 
 
-def token_chunker(tokens: int, overlap: int) -> Chunker:
-    """Chunks counted in the local model's word pieces, ``tokens`` including the special
-    tokens the model adds (the splitter counts without them)."""
+def token_chunker(tokens: int, overlap: int, whole: int | None = None) -> Chunker:
+    """Chunks counted in the local model's word pieces, ``tokens`` (and ``whole``) including
+    the special tokens the model adds (the splitter counts without them)."""
     from common.embedders.tokenizer import load_tokenizer
 
     tokenizer = load_tokenizer()
@@ -124,10 +128,20 @@ def token_chunker(tokens: int, overlap: int) -> Chunker:
     def with_specials(text: str) -> int:
         return count(text) + SPECIAL_TOKENS
 
-    return Chunker(splitter, count, capacity, overlap, with_specials, f"wp{tokens}o{overlap}")
+    return Chunker(
+        splitter,
+        count,
+        capacity,
+        overlap,
+        with_specials,
+        _name("local", tokens, overlap, 1.0, whole),
+        whole - SPECIAL_TOKENS if whole else None,
+    )
 
 
-def char_chunker(tokens: int, overlap: int, chars_per_token: float) -> Chunker:
+def char_chunker(
+    tokens: int, overlap: int, chars_per_token: float, whole: int | None = None
+) -> Chunker:
     """Chunks counted in characters, ``chars_per_token`` standing for a token."""
     capacity = max(int(tokens * chars_per_token), 1)
     chars_overlap = min(int(overlap * chars_per_token), capacity - 1)
@@ -140,8 +154,26 @@ def char_chunker(tokens: int, overlap: int, chars_per_token: float) -> Chunker:
         return len(text)
 
     return Chunker(
-        splitter, chars, capacity, chars_overlap, estimate, f"ch{capacity}o{chars_overlap}"
+        splitter,
+        chars,
+        capacity,
+        chars_overlap,
+        estimate,
+        _name("server", tokens, overlap, chars_per_token, whole),
+        int(whole * chars_per_token) if whole else None,
     )
+
+
+def _name(
+    embedder: str, tokens: int, overlap: int, chars_per_token: float, whole: int | None
+) -> str:
+    """Which settings made a chunk set, e.g. ``wp128o16w256`` (word pieces) or ``ch768o96``
+    (characters): stored with each chunk, so ``eventsearch reembed`` finds sets made otherwise."""
+    suffix = f"w{whole}" if whole and whole > tokens else ""
+    if embedder == "local":
+        return f"wp{tokens}o{overlap}{suffix}"
+    capacity = max(int(tokens * chars_per_token), 1)
+    return f"ch{capacity}o{min(int(overlap * chars_per_token), capacity - 1)}{suffix}"
 
 
 def budget_tokens(settings: Settings) -> int:
@@ -149,28 +181,37 @@ def budget_tokens(settings: Settings) -> int:
     return min(settings.chunk_tokens, settings.context_tokens)
 
 
-@lru_cache(maxsize=8)
-def _chunker(embedder: str, tokens: int, overlap: int, chars_per_token: float) -> Chunker:
-    if embedder == "local":
-        return token_chunker(tokens, overlap)
-    return char_chunker(tokens, overlap, chars_per_token)
+def whole_tokens(settings: Settings) -> int | None:
+    """Tokens up to which a text is one chunk: ``CHUNK_WHOLE_TOKENS``, within the context;
+    ``None`` when that is no more than a chunk."""
+    whole = min(settings.chunk_whole_tokens or 0, settings.context_tokens)
+    return whole if whole > budget_tokens(settings) else None
 
 
-def chunking_name(settings: Settings) -> str:
-    """The name of :func:`chunker_for`'s chunker, without building it (no tokenizer loaded):
-    stored with each chunk set, so ``eventsearch reembed`` finds sets made otherwise."""
-    tokens, overlap = budget_tokens(settings), settings.chunk_overlap_tokens
-    if settings.embedder == "local":
-        return f"wp{tokens}o{overlap}"
-    capacity = max(int(tokens * settings.embed_chars_per_token), 1)
-    return f"ch{capacity}o{min(int(overlap * settings.embed_chars_per_token), capacity - 1)}"
-
-
-def chunker_for(settings: Settings) -> Chunker:
-    """This process's chunker for the configured embedder (made once)."""
-    return _chunker(
+def _arguments(settings: Settings) -> tuple[str, int, int, float, int | None]:
+    return (
         settings.embedder,
         budget_tokens(settings),
         settings.chunk_overlap_tokens,
         settings.embed_chars_per_token,
+        whole_tokens(settings),
     )
+
+
+@lru_cache(maxsize=8)
+def _chunker(
+    embedder: str, tokens: int, overlap: int, chars_per_token: float, whole: int | None
+) -> Chunker:
+    if embedder == "local":
+        return token_chunker(tokens, overlap, whole)
+    return char_chunker(tokens, overlap, chars_per_token, whole)
+
+
+def chunking_name(settings: Settings) -> str:
+    """The name of :func:`chunker_for`'s chunker, without building it (no tokenizer loaded)."""
+    return _name(*_arguments(settings))
+
+
+def chunker_for(settings: Settings) -> Chunker:
+    """This process's chunker for the configured embedder (made once)."""
+    return _chunker(*_arguments(settings))

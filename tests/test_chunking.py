@@ -57,11 +57,24 @@ def test_blanks_longer_than_a_chunk_are_one_chunk_all_the_same() -> None:
 
 
 def test_the_default_budget_keeps_every_text_the_model_read_whole_in_one_chunk() -> None:
-    chunker = token_chunker(MAX_MODEL_TOKENS, 32)
+    # The local default: 128-token chunks, but a text the model reads whole (256 pieces,
+    # [CLS] and [SEP] included) stays one chunk, as exact search with the model embeds it.
+    chunker = token_chunker(128, 16, MAX_MODEL_TOKENS)
     text = " ".join(["engineer"] * (MAX_MODEL_TOKENS - 2))
     assert count_tokens(text) == MAX_MODEL_TOKENS
-    assert len(chunker.split(text)) == 1
-    assert len(chunker.split(text + " engineer")) == 2
+    assert chunker.split(text) == [Chunk(0, 0, len(text), text, MAX_MODEL_TOKENS)]
+    longer = chunker.split(text + " engineer")
+    assert len(longer) == 3 and all(c.tokens <= 128 for c in longer)
+    check(text + " engineer", longer, 128)
+    assert chunker.name == "wp128o16w256" and token_chunker(128, 16).name == "wp128o16"
+
+
+def test_whole_texts_for_servers_are_counted_in_characters() -> None:
+    chunker = char_chunker(64, 8, 3.0, whole=128)
+    assert chunker.capacity == 192 and chunker.whole == 384 and chunker.name == "ch192o24w128"
+    assert len(chunker.split("x" * 383 + ".")) == 1
+    chunks = chunker.split("word " * 77)
+    assert len(chunks) == 3 and all(len(c.text) <= 192 for c in chunks)
 
 
 def test_long_prose_is_cut_at_sentence_ends_within_the_budget(words: Chunker) -> None:
@@ -133,16 +146,25 @@ def test_properties_of_character_chunks(text: str, tokens: int) -> None:
 def test_settings_fit_the_budget_to_the_embedders_context() -> None:
     from pydantic import ValidationError
 
-    from common.chunking import budget_tokens, chunker_for
+    from common.chunking import budget_tokens, chunker_for, chunking_name
     from common.settings import Settings
 
     base = {"database_url": "postgresql://u@h/db", "redis_url": "redis://h"}
-    local = Settings(**base, embedder="local", chunk_tokens=1000)
+    default = Settings(**base, embedder="local")
+    assert (default.chunk_tokens, default.chunk_overlap_tokens) == (128, 16)
+    assert default.chunk_whole_tokens == 256 and chunking_name(default) == "wp128o16w256"
+    assert chunker_for(default).capacity == 126 and chunker_for(default).whole == 254
+    local = Settings(**base, embedder="local", chunk_tokens=1000, chunk_whole_tokens=1000)
     assert local.context_tokens == 256 and budget_tokens(local) == 256
     assert chunker_for(local).capacity == 254  # [CLS] and [SEP] come on top
+    assert chunking_name(local) == "wp256o125"  # the overlap: an eighth of CHUNK_TOKENS
     ollama = Settings(**base, embedder="ollama")
+    assert (ollama.chunk_tokens, ollama.chunk_overlap_tokens) == (256, 32)
     assert ollama.context_tokens == 2048 and chunker_for(ollama).capacity == 256 * 3
+    assert chunking_name(ollama) == chunker_for(ollama).name == "ch768o96"
     small = Settings(**base, embedder="openai", embed_context_tokens=100, chunk_tokens=512)
     assert budget_tokens(small) == 100 and chunker_for(small).capacity == 300
+    with pytest.raises(ValidationError, match="CHUNK_WHOLE_TOKENS"):
+        Settings(**base, chunk_tokens=128, chunk_whole_tokens=64)
     with pytest.raises(ValidationError, match="CHUNK_OVERLAP_TOKENS"):
         Settings(**base, chunk_tokens=64, chunk_overlap_tokens=40)

@@ -10,10 +10,17 @@ import httpx
 import pytest
 from sqlalchemy.engine import Engine
 
+from common.settings import Settings
 from tests.conftest import make_key
 from tests.processes import Gateway
 from tests.searchdata import store, stored_event
 from tests.stub_embedder import StubServer
+
+# The test stack leaves RRF_WEIGHT_* unset: hybrid fuses with the defaults (dense 2, keyword 1).
+WEIGHTS = {
+    "dense": Settings.model_fields["rrf_weight_dense"].default,
+    "keyword": Settings.model_fields["rrf_weight_keyword"].default,
+}
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +109,8 @@ def test_hybrid_hit_says_which_rankings_it_came_from(
         if hit["id"] in keyword:
             expected["keyword"] = keyword[hit["id"]]
         assert hit["rankings"] == expected
-        assert hit["score"] == pytest.approx(sum(1 / (60 + r) for r in expected.values()))
+        score = sum(WEIGHTS[ranking] / (60 + r) for ranking, r in expected.items())
+        assert hit["score"] == pytest.approx(score)
     [queued] = [h for h in results if h["id"] == ids["queued"]]
     assert set(queued["rankings"]) == {"keyword"}  # not embedded: no dense rank
     scores = [h["score"] for h in results]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -24,6 +24,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from common.settings.groups import (
+    LOCAL_CHUNK_TOKENS,
+    LOCAL_CONTEXT_TOKENS,
     EmbedderName,
     EnvironmentName,
     LocalRuntimeName,
@@ -134,7 +136,9 @@ class Settings(Views, BaseSettings):
         "hybrid", description="mode of a search that names none (chosen by `eventsearch eval`)"
     )
     rrf_k: int = Field(60, ge=1, le=10_000, description="reciprocal rank fusion constant")
-    rrf_weight_dense: float = Field(1.0, ge=0)
+    # Dense-leaning by default: with chunked long events dense ranks far better than keyword,
+    # and equal weights let keyword pull hybrid below dense (docs/long-documents.md, 2:1).
+    rrf_weight_dense: float = Field(2.0, ge=0)
     rrf_weight_keyword: float = Field(1.0, ge=0)
     hybrid_candidates: int = Field(
         50, ge=1, le=1000, description="depth of each ranking fused by hybrid (at least top_k)"
@@ -178,14 +182,21 @@ class Settings(Views, BaseSettings):
     flower_user: str = "admin"
     flower_password: SecretStr | None = None
 
-    # Chunking (issue 14): an event's text is embedded as chunks of CHUNK_TOKENS tokens
-    # (special tokens included), neighbours overlapping by CHUNK_OVERLAP_TOKENS; a text that
-    # fits is one chunk. 256 is all the local model reads, so no event that fitted before is
-    # split now; the overlap (1/8) keeps a sentence cut at a chunk's end whole in the next.
+    # Chunking (issue 14, README "Long events"): an event's text is embedded as chunks of
+    # CHUNK_TOKENS tokens (special tokens included), neighbours overlapping by
+    # CHUNK_OVERLAP_TOKENS; a text of at most CHUNK_WHOLE_TOKENS is one chunk. Unset, they
+    # depend on the embedder (_chunk_defaults): with the local model 128 tokens a chunk (the
+    # length all-MiniLM-L6-v2 was trained at, which ranks long documents best,
+    # docs/long-documents.md) but whole up to its 256-piece window, so every event the model
+    # read whole before chunks is still one chunk; with a server model 256 and whole up to
+    # 256. The overlap is an eighth of CHUNK_TOKENS unless set.
     chunk_tokens: int = Field(
         256, ge=16, le=100_000, description="tokens per chunk (within the model's context)"
     )
     chunk_overlap_tokens: int = Field(32, ge=0, description="tokens shared by neighbour chunks")
+    chunk_whole_tokens: int | None = Field(
+        None, ge=16, le=1_000_000, description="a text of at most this many tokens is one chunk"
+    )
     # The server model's context (ollama, openai): no input over it is ever sent. Unset: 256
     # for the local model, 2048 for ollama (its default num_ctx), 8191 for OpenAI's models.
     embed_context_tokens: int | None = Field(None, ge=16, le=1_000_000)
@@ -342,10 +353,28 @@ class Settings(Views, BaseSettings):
             raise ValueError("SWEEP_AFTER_S must exceed TASK_TIME_LIMIT_S")
         return self
 
+    @model_validator(mode="before")
+    @classmethod
+    def _chunk_defaults(cls, data: Any) -> Any:
+        # The chunking defaults depend on the embedder (see the fields), so they are filled in
+        # before validation, from the values as given (strings from the environment).
+        if not isinstance(data, dict):
+            return data
+        given = {k: v for k, v in data.items() if v is not None}
+        local = given.get("embedder", "local") == "local"
+        chunk = given.setdefault("chunk_tokens", LOCAL_CHUNK_TOKENS if local else 256)
+        if "chunk_overlap_tokens" not in given and str(chunk).strip().isdigit():
+            given["chunk_overlap_tokens"] = int(chunk) // 8
+        if local:
+            given.setdefault("chunk_whole_tokens", LOCAL_CONTEXT_TOKENS)
+        return {**data, **given}
+
     @model_validator(mode="after")
     def _chunk_overlap(self) -> Settings:
         if self.chunk_overlap_tokens * 2 > self.chunk_tokens:
             raise ValueError("CHUNK_OVERLAP_TOKENS must be at most half of CHUNK_TOKENS")
+        if self.chunk_whole_tokens is not None and self.chunk_whole_tokens < self.chunk_tokens:
+            raise ValueError("CHUNK_WHOLE_TOKENS must be at least CHUNK_TOKENS")
         return self
 
 

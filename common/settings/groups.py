@@ -35,6 +35,7 @@ DEFAULT_MODELS: dict[str, str] = {
 # Context of each embedder's default model, in tokens (EMBED_CONTEXT_TOKENS overrides).
 LOCAL_CONTEXT_TOKENS = 256  # all-MiniLM-L6-v2 (common/embedders/tokenizer.MAX_MODEL_TOKENS)
 DEFAULT_CONTEXT_TOKENS: dict[str, int] = {"ollama": 2048, "openai": 8191}
+LOCAL_CHUNK_TOKENS = 128  # the sequence length all-MiniLM-L6-v2 was fine-tuned at
 
 
 class _View:
@@ -117,6 +118,7 @@ class ChunkingSettings(_View):
 
     chunk_tokens: int
     chunk_overlap_tokens: int
+    chunk_whole_tokens: int | None
     embed_chars_per_token: float
 
 
