@@ -6,10 +6,14 @@ worker's code.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
 from functools import lru_cache
 
 from celery import Celery
+from celery.utils import uuid
+from kombu import serialization
+from kombu.utils.json import dumps
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -89,16 +93,73 @@ def enqueue_embed(
 
     A batch of 1,000 events is then 16 messages (16 LPUSHes on one connection) rather than
     1,000, yet still spreads over the workers."""
-    chunk = chunk or settings.embed_batch_size
     app = producer(settings.redis_url)
     headers = {"request_id": request_id} if request_id else {}
     with app.producer_or_acquire() as publisher:
-        for start in range(0, len(event_ids), chunk):
+        for args in _chunks(event_ids, chunk or settings.embed_batch_size):
             app.send_task(
                 TASK_EMBED,
-                args=list(event_ids[start : start + chunk]),
+                args=args,
                 queue=QUEUE_EMBED,
                 producer=publisher,
                 headers=headers,
                 retry=False,
             )
+
+
+# What kombu's Redis transport sets on every message it LPUSHes (kombu.transport.virtual's
+# ``prepare_message`` and ``_inplace_augment_message``): delivery mode 2 is Celery's
+# default ``persistent``, the body is base64-encoded, and Celery sends a task for a direct
+# queue through the anonymous exchange, the routing key naming the queue.
+DELIVERY_MODE = 2
+BODY_ENCODING = "base64"
+
+
+def _chunks(event_ids: Sequence[str], chunk: int) -> list[list[str]]:
+    return [list(event_ids[start : start + chunk]) for start in range(0, len(event_ids), chunk)]
+
+
+def embed_messages(
+    event_ids: Sequence[str],
+    settings: Settings,
+    request_id: str | None = None,
+    chunk: int | None = None,
+) -> list[bytes]:
+    """The messages :func:`enqueue_embed` would publish, byte for byte in layout, for the
+    caller to ``LPUSH`` onto :data:`QUEUE_EMBED` itself (the gateway, from its async Redis
+    client, in one round trip with whatever else it sends then; issue 16).
+
+    Celery builds the task message (``app.amqp.as_task_v2``, what ``send_task`` calls, with
+    the producer app's settings: origin, ``reply_to``, protocol 2); what is added around it
+    is kombu's Redis transport's envelope (kombu pinned in constraints.txt). Our messages
+    have no priority, so they go to the bare list (step 0 of :data:`QUEUE_KEYS`); the
+    ``unacked`` hash is written by the consumer only. tests/test_queue_messages.py checks
+    the result against what kombu itself pushes, and that a real worker consumes it."""
+    app = producer(settings.redis_url)
+    reply_to = app.thread_oid
+    messages = []
+    for args in _chunks(event_ids, chunk or settings.embed_batch_size):
+        task_id = uuid()
+        headers, properties, body, _ = app.amqp.as_task_v2(
+            task_id, TASK_EMBED, args, {}, reply_to=reply_to
+        )
+        if request_id:
+            headers["request_id"] = request_id
+        content_type, content_encoding, data = serialization.dumps(body, serializer="json")
+        raw = data.encode(content_encoding) if isinstance(data, str) else data
+        message = {
+            "body": base64.b64encode(raw).decode("ascii"),
+            "content-encoding": content_encoding,
+            "content-type": content_type,
+            "headers": headers,
+            "properties": {
+                **properties,
+                "delivery_mode": DELIVERY_MODE,
+                "delivery_info": {"exchange": "", "routing_key": QUEUE_EMBED},
+                "priority": 0,
+                "body_encoding": BODY_ENCODING,
+                "delivery_tag": uuid(),
+            },
+        }
+        messages.append(dumps(message).encode())
+    return messages

@@ -20,7 +20,7 @@ from common.lifecycle.handoff import hand_off_async
 from common.schemas import BatchIn, BatchItemResult, BatchResult, EventIn, ItemError
 from gateway.auth import IngestKey
 from gateway.cloudevents import BATCH_OPENAPI, ITEM_ERROR
-from gateway.deps import SessionDep, SettingsDep
+from gateway.deps import RedisDep, SessionDep, SettingsDep
 from gateway.idempotency import check_idempotency_key, fingerprint
 from gateway.ingest import NewEvent, record_events
 
@@ -68,7 +68,11 @@ def _validate(raw: Any, required: bool) -> tuple[str | None, NewEvent]:
     openapi_extra=BATCH_OPENAPI,
 )
 async def ingest_batch(
-    batch: BatchIn, session: SessionDep, settings: SettingsDep, caller: IngestKey
+    batch: BatchIn,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    caller: IngestKey,
 ) -> BatchResult:
     """Record up to ``BATCH_MAX_ITEMS`` events; answers 200 with one result per item."""
     if len(batch.events) > settings.batch_max_items:
@@ -148,7 +152,7 @@ async def ingest_batch(
             else first.model_copy(update={"index": index})
         )
     await session.commit()
-    await hand_off_async(session, fresh, correlation_id.get(), "withdraw", settings)
+    await hand_off_async(session, redis, fresh, correlation_id.get(), "withdraw", settings)
     final = [r for r in results if r is not None]
     answer = BatchResult(
         accepted=sum(r.status == "accepted" for r in final),

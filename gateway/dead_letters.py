@@ -17,6 +17,7 @@ from typing import Annotated
 from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
+from redis.asyncio import Redis
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,7 +28,7 @@ from common.models import DeadLetter, Event
 from common.settings import Settings
 from gateway.auth import AdminKey
 from gateway.cursors import decode_cursor, paged
-from gateway.deps import SessionDep, SettingsDep
+from gateway.deps import RedisDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/dead-letters", tags=["dead letters"])
 
@@ -116,7 +117,11 @@ async def list_dead_letters(
 
 
 async def replay(
-    session: AsyncSession, tenant: str, letter_id: uuid.UUID | None, settings: Settings
+    session: AsyncSession,
+    redis: Redis,
+    tenant: str,
+    letter_id: uuid.UUID | None,
+    settings: Settings,
 ) -> Replayed:
     """Replay one letter (``letter_id``) or all of the tenant's; commits, then publishes."""
     done = await session.run_sync(transitions.replay, tenant, letter_id, settings.sweep_after_s)
@@ -125,15 +130,17 @@ async def replay(
     event_ids = done.event_ids
     await session.commit()
     await hand_off_async(
-        session, [str(i) for i in event_ids], correlation_id.get(), "requeue", settings
+        session, redis, [str(i) for i in event_ids], correlation_id.get(), "requeue", settings
     )
     return Replayed(replayed=len(event_ids), event_ids=event_ids)
 
 
 @router.post("/replay", status_code=202, response_model=Replayed)
-async def replay_all(session: SessionDep, settings: SettingsDep, caller: AdminKey) -> Replayed:
+async def replay_all(
+    session: SessionDep, redis: RedisDep, settings: SettingsDep, caller: AdminKey
+) -> Replayed:
     """Replay every dead letter of the caller's tenant."""
-    return await replay(session, caller.tenant, None, settings)
+    return await replay(session, redis, caller.tenant, None, settings)
 
 
 @router.post(
@@ -143,11 +150,15 @@ async def replay_all(session: SessionDep, settings: SettingsDep, caller: AdminKe
     responses={404: {"description": "no such dead letter for this tenant"}},
 )
 async def replay_one(
-    dead_letter_id: str, session: SessionDep, settings: SettingsDep, caller: AdminKey
+    dead_letter_id: str,
+    session: SessionDep,
+    redis: RedisDep,
+    settings: SettingsDep,
+    caller: AdminKey,
 ) -> Replayed:
     """Replay one dead letter. Another tenant's, or one already replayed, is 404."""
     try:
         uid = uuid.UUID(dead_letter_id)
     except ValueError:
         raise NotFound(f"no dead letter {dead_letter_id!r}") from None
-    return await replay(session, caller.tenant, uid, settings)
+    return await replay(session, redis, caller.tenant, uid, settings)

@@ -93,17 +93,27 @@ async def ingest_event(
         if isinstance(result, Exception):
             raise result
         accepted, replayed = result
+        answer = Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
         if not replayed:
             await session.commit()
+            # The embed message and the stored answer go in one round trip (issue 16).
+            # Should it fail, the row is withdrawn and the lock released below, as before:
+            # whether the answer's SET got through is then unknown, and the release
+            # deletes it either way.
             await hand_off_async(
-                session, [str(accepted.id)], correlation_id.get(), "withdraw", settings
+                session,
+                redis,
+                [str(accepted.id)],
+                correlation_id.get(),
+                "withdraw",
+                settings,
+                along=None if record is None else record.completion(answer),
             )
     except BaseException:
         if record is not None:
             await _forget(record)
         raise
-    answer = Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
-    if record is not None:
+    if record is not None and replayed:
         await _remember(record, answer)
     return _answer(answer, replayed)
 

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from common.errors import AppError
 
 MAX_KEY_LENGTH = 255
+log = logging.getLogger("eventsearch.gateway")
 
 
 def _unfit(char: str) -> bool:
@@ -156,19 +159,48 @@ class IdempotencyRecord:
             return Stored(record["status"], base64.b64decode(record["body"]), record["location"])
         raise in_progress(retry_after=1)
 
+    def _done(self, answer: Stored) -> bytes:
+        return orjson.dumps(
+            {
+                "state": "done",
+                "fp": self.fp,
+                "status": answer.status,
+                "body": base64.b64encode(answer.body).decode(),
+                "location": answer.location,
+            }
+        )
+
     async def complete(self, answer: Stored) -> None:
-        record = {
-            "state": "done",
-            "fp": self.fp,
-            "status": answer.status,
-            "body": base64.b64encode(answer.body).decode(),
-            "location": answer.location,
-        }
-        await self.redis.set(self.name, orjson.dumps(record), ex=self.ttl_s)
+        await self.redis.set(self.name, self._done(answer), ex=self.ttl_s)
+
+    def completion(self, answer: Stored) -> Completion:
+        """:meth:`complete` as commands sent along with the hand-off (one round trip for
+        the embed message and the record, issue 16)."""
+        return Completion(self, answer)
 
     async def release(self) -> None:
         """Forget the key: the request was not accepted, so its retry starts afresh."""
         await self.redis.delete(self.name)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """The stored answer's ``SET``, sent in another request's pipeline
+    (``common.lifecycle.handoff.SentAlong``)."""
+
+    record: IdempotencyRecord
+    answer: Stored
+
+    def queue(self, pipe: Pipeline) -> None:
+        pipe.set(self.record.name, self.record._done(self.answer), ex=self.record.ttl_s)
+
+    def sent(self, results: list[Any]) -> None:
+        # The event is accepted and on the queue: a failure to store its answer must not
+        # turn that into an error. A retry then takes the database path, which rebuilds
+        # the same answer.
+        [stored] = results
+        if isinstance(stored, Exception):
+            log.warning("could not store idempotent answer %s: %r", self.record.name, stored)
 
 
 def record_for(

@@ -6,20 +6,33 @@ The broker here is a real Redis URL on a port nothing listens on."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio.client import Pipeline
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from common.db import async_engine, async_sessions
 from common.lifecycle import transitions
-from common.lifecycle.handoff import QueueUnavailable, hand_off, publish_reembed
+from common.lifecycle.handoff import (
+    IfDown,
+    QueueUnavailable,
+    hand_off,
+    hand_off_async,
+    publish_reembed,
+)
 from common.settings import get_settings
 from stack.ports import free_port
+from stack.redis import EmbeddedRedis
 from tests.conftest import event_body, extra_gateway, make_key, new_key, wait_for
 from tests.processes import Gateway, Proc
 from tests.reliability_helpers import insert_queued, row
@@ -140,3 +153,78 @@ def test_replay_with_the_broker_down_is_202_and_the_sweeper_publishes_it(
     assert response.json() == {"replayed": 1, "event_ids": [event_id]}
     # Published by the session worker's sweeper, through the broker that is up.
     wait_for(lambda: row(db, event_id)["status"] == "embedded", what="embedded after replay")
+
+
+class Along:
+    """A command sent in the hand-off's round trip (as the idempotency record is)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.results: list[object] | None = None
+
+    def queue(self, pipe: Pipeline) -> None:
+        pipe.set(self.name, b"done", ex=60)
+
+    def sent(self, results: list[object]) -> None:
+        self.results = results
+
+
+def _hand_off_async(redis_url: str, event_ids: list[str], if_down: IfDown, along: Along) -> bool:
+    """The gateway's hand-off, on a session and an async Redis client of its own."""
+
+    async def run() -> bool:
+        engine = async_engine(get_settings())
+        client = AsyncRedis.from_url(redis_url, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            async with async_sessions(engine)() as session:
+                return await hand_off_async(
+                    session, client, event_ids, "req-async", if_down, get_settings(), along
+                )
+        finally:
+            await client.aclose()
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+def test_async_hand_off_pushes_the_message_and_what_goes_along_in_one_round_trip(
+    db: Engine, own_redis: EmbeddedRedis
+) -> None:
+    event_id = parked(db, "handoff")
+    along = Along(f"along-{uuid.uuid4().hex}")
+    client = SyncRedis.from_url(own_redis.url)
+    before = client.info("commandstats")
+    assert _hand_off_async(own_redis.url, [event_id], "withdraw", along) is True
+    assert along.results == [True]
+    assert client.get(along.name) == b"done"
+    [message] = [m for m in client.lrange("embed", 0, -1) if event_id.encode() in m]
+    assert orjson.loads(message)["headers"]["request_id"] == "req-async"
+    after = client.info("commandstats")
+    # One LPUSH and one SET, sent as one pipeline (no MULTI, no kombu bookkeeping).
+    for command in ("cmdstat_lpush", "cmdstat_set"):
+        assert after[command]["calls"] - before.get(command, {"calls": 0})["calls"] == 1
+    assert "cmdstat_multi" not in after and "cmdstat_smembers" not in after
+    assert row(db, event_id)["status"] == "queued"
+    with db.begin() as conn:  # leave nothing queued behind
+        conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": event_id})
+
+
+def test_async_hand_off_with_the_broker_down_withdraws_the_rows(db: Engine) -> None:
+    event_id = parked(db, "handoff")
+    along = Along("never-sent")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    with pytest.raises(QueueUnavailable) as raised:
+        _hand_off_async(dead, [event_id], "withdraw", along)
+    assert raised.value.code == "queue_unavailable" and raised.value.status_code == 503
+    assert not exists(db, event_id)
+    assert along.results is None  # the caller undoes what went along (events.py: _forget)
+
+
+def test_async_hand_off_with_the_broker_down_requeues_for_replay(db: Engine) -> None:
+    event_id = parked(db, "handoff")
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    assert _hand_off_async(dead, [event_id], "requeue", Along("never-sent")) is False
+    assert row(db, event_id)["status"] == "queued"
+    assert due_soon(db, event_id)
+    with db.begin() as conn:  # leave nothing queued behind
+        conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": event_id})

@@ -129,6 +129,35 @@ def test_rejected_request_stores_no_key(api: httpx.Client, db: Engine, tenant_ke
     assert tenant_events(db, tenant_key) == 1
 
 
+def test_refused_publish_withdraws_the_event_and_forgets_the_answer_sent_along(
+    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
+) -> None:
+    """The embed message and the stored answer go in one pipeline: when the push is
+    refused (here the queue's key holds a string, so LPUSH fails while the SET after it
+    succeeds), the event is withdrawn, the answer 503, and the key released, so the
+    retry is processed afresh rather than replayed."""
+    server = redis.Redis.from_url(own_redis.url)
+    key, body = new_key(), event_body()
+    if server.exists("embed"):
+        server.rename("embed", "embed-aside")
+    server.set("embed", b"not a list")
+    try:
+        refused = post(api, body, key)
+    finally:
+        server.delete("embed")
+        if server.exists("embed-aside"):
+            server.rename("embed-aside", "embed")
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "queue_unavailable"
+    assert tenant_events(db, tenant_key) == 0
+    assert not server.keys(f"idem:{tenant_of(db, tenant_key)}:*")
+    before = queue_depth(own_redis)
+    retried = post(api, body, key)
+    assert retried.status_code == 202 and "idempotent-replayed" not in retried.headers
+    assert tenant_events(db, tenant_key) == 1
+    assert queue_depth(own_redis) == before + 1
+
+
 def test_same_key_while_first_in_flight_is_409(
     api: httpx.Client, db: Engine, tenant_key: str
 ) -> None:

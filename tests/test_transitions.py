@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.default import CACHE_HIT
 from sqlalchemy.orm import Session
 
 from common.chunk_store import ChunkSet
@@ -110,6 +111,45 @@ def test_record_inserts_queued_and_skips_a_known_key(session: Session) -> None:
     assert t.record(session, [{**row, "id": again}]) == {}  # the key is the tenant's already
     assert read(session, again) == {}
     assert t.record(session, []) == {}
+
+
+def test_record_sends_a_batch_as_one_insert_compiled_once(session: Session, db: Engine) -> None:
+    def rows(n: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": uuid.uuid4(),
+                "tenant": TENANT,
+                "idempotency_key": f"many-{uuid.uuid4()}",
+                "fingerprint": "f",
+                "source": "s",
+                "type": "t",
+                "text": f"row {i}",
+                "metadata": {"i": i},
+                "occurred_at": None,
+            }
+            for i in range(n)
+        ]
+
+    sent: list[tuple[str, Any]] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, _p: Any, context: Any, _m: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            sent.append((statement, context.cache_hit))
+
+    event.listen(db, "before_cursor_execute", count)
+    try:
+        known = rows(1)
+        t.record(session, known)
+        t.record(session, rows(1))
+        batch = [*rows(3), {**known[0], "id": uuid.uuid4()}]  # the last one meets its key
+        inserted = t.record(session, batch)
+    finally:
+        event.remove(db, "before_cursor_execute", count)
+    assert set(inserted) == {r["id"] for r in batch[:3]}
+    assert [read(session, r["id"])["status"] for r in batch[:3]] == ["queued"] * 3
+    assert len(sent) == 3  # one statement a call, the whole batch in the last
+    # A single row's statement is compiled once, not on every call.
+    assert sent[1][1] is CACHE_HIT
 
 
 def test_withdraw_takes_back_only_unclaimed_queued_events(session: Session) -> None:

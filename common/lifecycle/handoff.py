@@ -22,11 +22,12 @@ does so and leaves nothing behind, everyone else leaves the rows to the sweeper.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal, Protocol
 
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import ServiceUnavailable
@@ -74,19 +75,48 @@ def hand_off(
     return True
 
 
+class SentAlong(Protocol):
+    """Commands a caller sends in the hand-off's round trip, after the messages (the
+    idempotency record of a single POST): they are not part of the hand-off, so their
+    failure is theirs to report and does not fail it."""
+
+    def queue(self, pipe: Pipeline) -> None:
+        """Add the commands to ``pipe``."""
+
+    def sent(self, results: list[Any]) -> None:
+        """Their results, in order; a failed command's is its exception."""
+
+
 async def hand_off_async(
     session: AsyncSession,
+    redis: Redis,
     event_ids: Sequence[str],
     request_id: str | None,
     if_down: IfDown,
     settings: Settings,
+    along: SentAlong | None = None,
 ) -> bool:
-    """:func:`hand_off` for the gateway: the publish runs in a thread, the policy's
-    transition on the request's session, committed at once (the rows were committed before)."""
+    """:func:`hand_off` for the gateway: the messages (common.queue.embed_messages, the ones
+    kombu would send) are pushed from the gateway's own async Redis client, ``along``'s
+    commands in the same round trip, with no thread hop (issue 16); the policy's transition
+    runs on the request's session, committed at once (the rows were committed before).
+
+    The hand-off fails when the round trip does or a push is refused; ``along`` is then
+    not known to have been applied or not (the caller undoes it, as it would have without
+    the hand-off)."""
     if not event_ids:
         return True
+    from common.queue import QUEUE_EMBED, embed_messages
+
+    messages = embed_messages(event_ids, settings, request_id)
     try:
-        await asyncio.to_thread(_publish, event_ids, request_id, settings)
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(QUEUE_EMBED, *messages)
+            if along is not None:
+                along.queue(pipe)
+            pushed, *results = await pipe.execute(raise_on_error=False)
+        if isinstance(pushed, Exception):
+            raise pushed
     except Exception as error:
         if if_down == "withdraw":
             await session.run_sync(transitions.withdraw, event_ids)
@@ -96,6 +126,8 @@ async def hand_off_async(
         await session.commit()
         log.warning("%d events not published now, the sweeper will: %r", len(event_ids), error)
         return False
+    if along is not None:
+        along.sent(results)
     return True
 
 

@@ -87,11 +87,15 @@ def record(
     if not rows:
         return {}
     table = cast(Table, Event.__table__)
+    # The rows as parameters, not in the statement (``.values([...])``): a statement that
+    # holds its values is compiled afresh on every call, which measured ~0.3 ms of CPU a
+    # single POST (issue 16); this one is compiled once. SQLAlchemy still sends the rows
+    # as one multi-row INSERT (its "insertmanyvalues"), RETURNING included.
     result = session.execute(
         insert(table)
-        .values([{**row, "status": "queued"} for row in rows])
         .on_conflict_do_nothing(constraint="uq_events_tenant_key")
-        .returning(table.c.id, table.c.created_at, table.c.seq)
+        .returning(table.c.id, table.c.created_at, table.c.seq),
+        [{**row, "status": "queued"} for row in rows],
     )
     inserted = {row.id: row for row in result}
     versions = [
