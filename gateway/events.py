@@ -10,6 +10,7 @@ from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from redis.exceptions import RedisError
 from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from common.errors import NotFound
 from common.lifecycle.handoff import hand_off_async
@@ -80,6 +81,13 @@ async def ingest_event(
             settings.idempotency_ttl_s,
         )
         stored = await record.acquire()
+        if stored is not None and not await _recorded(request, caller.tenant, key):
+            # The answer outlived its event: the hand-off's round trip (which stores the
+            # answer along with the embed message) ran but its reply was lost, the row was
+            # withdrawn, and Redis was gone before the answer could be forgotten. Replaying
+            # it would accept an event that is not there: forget it and start afresh.
+            await record.release()
+            stored = await record.acquire()
         if stored is not None:
             return _answer(stored, replayed=True)
     try:
@@ -116,6 +124,17 @@ async def ingest_event(
     if record is not None and replayed:
         await _remember(record, answer)
     return _answer(answer, replayed)
+
+
+async def _recorded(request: Request, tenant: str, key: str) -> bool:
+    """Whether the event of ``key`` is in the database (replays only: one indexed read on
+    the autocommit reader, the request's session untouched)."""
+    reader: AsyncEngine = request.app.state.reader
+    async with reader.connect() as connection:
+        found = await connection.execute(
+            select(Event.id).where(Event.tenant == tenant, Event.idempotency_key == key)
+        )
+        return found.first() is not None
 
 
 def _answer(stored: Stored, replayed: bool) -> Response:

@@ -283,3 +283,23 @@ def test_1000_concurrent_requests_over_100_keys_make_100_events(
     for k, response in responses:
         if response.status_code == 202:
             assert response.content == firsts[k]
+
+
+def test_an_answer_that_outlived_its_event_is_not_replayed(
+    api: httpx.Client, db: Engine, tenant_key: str
+) -> None:
+    """The answer is stored in the hand-off's round trip; should its reply be lost, the row
+    withdrawn and Redis gone before the key is released, the stored 202 names an event that
+    is not there. A retry then is taken afresh, not replayed (simulated: the row deleted)."""
+    key = new_key()
+    first = post(api, event_body("outlived"), key)
+    assert first.status_code == 202
+    with db.begin() as conn:
+        conn.execute(text("DELETE FROM events WHERE id = :id"), {"id": first.json()["id"]})
+    again = post(api, event_body("outlived"), key)
+    assert again.status_code == 202 and "idempotent-replayed" not in again.headers
+    assert again.json()["id"] != first.json()["id"]
+    assert api.get(f"/api/v1/events/{again.json()['id']}").status_code == 200
+    replay = post(api, event_body("outlived"), key)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.content == again.content
+    assert tenant_events(db, tenant_key) == 1
