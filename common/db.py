@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
-from common.settings import Settings, get_settings
+from common.settings import SearchSettings, Settings, get_settings
 from common.validation import dump_stored_json, load_stored_json
 
 # Sessions in UTC, whatever the server's or PGTZ's zone: timestamptz values are read back in
@@ -40,9 +40,21 @@ def drop_if_closed(_dbapi: Any, record: Any, _proxy: Any) -> None:
         raise exc.DisconnectionError("the server closed the connection")
 
 
+def gateway_options(search: SearchSettings) -> str:
+    """The startup options of the gateway's connections: UTC, and search's HNSW settings as
+    session defaults, so a search spends no round trip on SET LOCAL (dense.configure_scan
+    only raises ef_search for a larger top_k). bench/search.py times the gateway's own
+    statement raw on a connection with the same options."""
+    return (
+        f"{UTC_SESSION} -c hnsw.ef_search={search.hnsw_ef_search}"
+        " -c hnsw.iterative_scan=relaxed_order"
+        f" -c hnsw.max_scan_tuples={search.hnsw_max_scan_tuples}"
+    )
+
+
 def async_engine(settings: Settings) -> AsyncEngine:
     """The gateway's engine (connections are made on first use)."""
-    stores, search = settings.stores, settings.search
+    stores = settings.stores
     engine = create_async_engine(
         stores.sqlalchemy_url,
         pool_size=stores.db_pool_size,
@@ -51,13 +63,7 @@ def async_engine(settings: Settings) -> AsyncEngine:
         connect_args={
             # A dead database must fail a request quickly (503), not hang it.
             "connect_timeout": 5,
-            # Search's HNSW settings as session defaults, so a search spends no round trip
-            # on SET LOCAL (dense.configure_scan only raises ef_search for a larger top_k).
-            "options": (
-                f"{UTC_SESSION} -c hnsw.ef_search={search.hnsw_ef_search}"
-                " -c hnsw.iterative_scan=relaxed_order"
-                f" -c hnsw.max_scan_tuples={search.hnsw_max_scan_tuples}"
-            ),
+            "options": gateway_options(settings.search),
         },
         json_serializer=dump_stored_json,
         json_deserializer=load_stored_json,
