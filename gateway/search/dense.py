@@ -83,14 +83,19 @@ def statement(shape: tuple[bool, ...]) -> Select[Any]:
         .order_by(nearest.c.event_id, nearest.c.distance + 0, nearest.c.position)
         .cte("best")
     )
+    # The top_k best events before the join that fetches their text and metadata: joined
+    # first, every event of the scan (4x top_k) was fetched and sorted whole (~0.4 ms).
+    top = (
+        select(best)
+        .order_by(best.c.distance, best.c.event_id)
+        .limit(bindparam("top_k", type_=Integer))
+        .cte("top")
+    )
     scanned = select(func.count()).select_from(nearest).scalar_subquery().label("scanned")
     return (
-        select(
-            *COLUMNS, best.c.distance, best.c.char_start, best.c.char_end, best.c.position, scanned
-        )
-        .join(best, best.c.event_id == Event.id)
-        .order_by(best.c.distance, Event.id)
-        .limit(bindparam("top_k", type_=Integer))
+        select(*COLUMNS, top.c.distance, top.c.char_start, top.c.char_end, top.c.position, scanned)
+        .join(top, top.c.event_id == Event.id)
+        .order_by(top.c.distance, Event.id)
     )
 
 
