@@ -96,6 +96,7 @@ def test_database_down_is_503_on_health_and_ingest_and_recovers(
                 ("POST", "/api/v1/events"),
                 ("GET", f"/api/v1/events/{first.json()['id']}"),
                 ("GET", "/api/v1/dead-letters"),
+                ("GET", "/api/v1/search?q=anything&mode=dense"),
             ]:
                 kwargs = {"json": event_body()} if method == "POST" else {}
                 response = client.request(
