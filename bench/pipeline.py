@@ -134,9 +134,16 @@ def encode_rate(texts: list[str], runtime: str = "torch") -> float:
     """Texts per second of a bare encode in this process, batches of 64 (the worker's)."""
     from bench.runtimes import build, rate
 
-    model = build(runtime, threads=0)  # as the worker runs it: LOCAL_THREADS unset
+    model = build(runtime, threads=0)  # one process on every core: the runtime's choice
     model.embed(["warm-up"])
     return rate(model, texts)[0]
+
+
+def default_concurrency() -> int:
+    """WORKER_CONCURRENCY's default: the pool children of a worker as deployed."""
+    from common.settings import Settings
+
+    return int(Settings.model_fields["worker_concurrency"].default)
 
 
 def local_pipeline(svc: Services, texts: list[str], runtime: str) -> float:
@@ -144,10 +151,16 @@ def local_pipeline(svc: Services, texts: list[str], runtime: str) -> float:
     db_url, key = svc.database(database)
     env = svc.env(database, 4, EMBEDDER="local", EMBED_BATCH_SIZE="64", LOCAL_RUNTIME=runtime)
     env.pop("EMBED_MODEL")
-    worker = svc.worker(env, f"bench-worker-{runtime}", concurrency=1)
+    # The worker as deployed: WORKER_CONCURRENCY's default pool children, each running the
+    # model on its share of the cores (workers/context.py local_threads).
+    children = default_concurrency()
+    worker = svc.worker(env, f"bench-worker-{runtime}", concurrency=children)
     gateway = svc.gateway(env, f"bench-gateway-{runtime}")
     try:
-        _pipeline_rate(svc, gateway.url, key, db_url, ["warm the worker's model"], "warm-up")
+        # One batch per child (two messages of EMBED_BATCH_SIZE events: a job each), so that
+        # every child's model is loaded and has run before the timed window opens.
+        warm = [f"warm the worker's model {i}" for i in range(64 * children)]
+        _pipeline_rate(svc, gateway.url, key, db_url, warm, "warm-up")
         return _pipeline_rate(svc, gateway.url, key, db_url, texts, f"pipeline ({runtime})")
     finally:
         svc.stop(gateway)

@@ -122,8 +122,19 @@ def token_chunker(tokens: int, overlap: int, whole: int | None = None) -> Chunke
         tokenizer, capacity=capacity, overlap=min(overlap, capacity - 1), trim=True
     )
 
+    # The last text counted and its count: split() counts a text to see whether it fits,
+    # then again for the chunk's tokens when it does (most events); the second is served
+    # here instead of tokenizing again. One tuple, replaced whole, so threads cannot mix.
+    last: tuple[str | None, int] = (None, 0)
+
     def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+        nonlocal last
+        seen = last
+        if seen[0] is text:
+            return seen[1]
+        counted = len(tokenizer.encode(text, add_special_tokens=False).ids)
+        last = (text, counted)
+        return counted
 
     def with_specials(text: str) -> int:
         return count(text) + SPECIAL_TOKENS

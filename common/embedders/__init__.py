@@ -14,8 +14,10 @@ __all__ = [
 ]
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The configured embedder. Provider modules are imported here, lazily."""
+def build_embedder(settings: Settings, *, local_threads: int | None = None) -> Embedder:
+    """The configured embedder. Provider modules are imported here, lazily. ``local_threads``
+    overrides ``LOCAL_THREADS`` for the local model (a worker sizes it to its pool)."""
+    threads = settings.local_threads if local_threads is None else local_threads
     if settings.embedder == "ollama":
         from common.embedders.ollama import OllamaEmbedder
 
@@ -35,15 +37,13 @@ def build_embedder(settings: Settings) -> Embedder:
     if settings.local_runtime == "torch":
         from common.embedders.local import LocalEmbedder
 
-        return LocalEmbedder(
-            settings.model_name, settings.embed_dim, threads=settings.local_threads
-        )
+        return LocalEmbedder(settings.model_name, settings.embed_dim, threads=threads)
     from common.embedders.onnx import OnnxEmbedder
 
     return OnnxEmbedder(
         settings.model_name,
         settings.embed_dim,
         variant="int8" if settings.local_runtime == "onnx-int8" else "fp32",
-        threads=settings.local_threads,
+        threads=threads,
         cache_dir=settings.local_cache_dir,
     )

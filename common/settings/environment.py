@@ -88,7 +88,13 @@ class Settings(Views, BaseSettings):
     # faster, a measured quality cost) or torch (sentence-transformers).
     local_runtime: LocalRuntimeName = "onnx"
     local_threads: int = Field(
-        0, ge=0, le=256, description="intra-op threads of the local model; 0: the runtime's choice"
+        0,
+        ge=0,
+        le=256,
+        description=(
+            "intra-op threads of the local model; 0: a worker's share of the cores per pool"
+            " child, elsewhere the runtime's choice"
+        ),
     )
     local_cache_dir: Path | None = Field(
         None, description="where the ONNX export is kept; default ~/.cache/eventsearch"
