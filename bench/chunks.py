@@ -29,15 +29,15 @@ from bench.pipeline import WORDS, encode_rate, local_pipeline
 from bench.services import Services
 from bench.sizes import Sizes
 
-SENTENCES, SENTENCE_WORDS = 9, 14  # a paragraph of ~195 word pieces: one chunk
+SENTENCES, SENTENCE_WORDS = 9, 14  # a paragraph of ~195 word pieces: two 128-token chunks
 CHUNKS_PER_EVENT = 4  # search: the issue's "~4 chunks each"
 PASSES = 2  # search passes per corpus, interleaved
 BLOCK = 25_000  # events generated and COPYed at a time (bounded memory at any size)
 
 
 def long_texts(n: int) -> list[str]:
-    """``n`` different events of 3, 4 or 5 paragraphs that each fill most of a chunk (the
-    local chunker then makes one chunk a paragraph: 4 on average)."""
+    """``n`` different events of 3, 4 or 5 paragraphs of ~195 word pieces (the local
+    chunker's 128-token chunks make two of a paragraph: 8 on average; 4 at 256)."""
     texts = []
     for i in range(n):
         rng = random.Random(i)
