@@ -48,6 +48,7 @@ share nothing, since each is read whole by one.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol
@@ -76,6 +77,9 @@ class Counter(Protocol):
     def __call__(self, text: str) -> int: ...
 
 
+Budget = Callable[[int], int]  # a count of units (word pieces, characters) as tokens
+
+
 class Chunker:
     """Splits texts into :class:`Chunk`\\ s of at most ``capacity`` units (word pieces, or
     characters), neighbours overlapping by about ``overlap`` units."""
@@ -86,7 +90,7 @@ class Chunker:
         count: Counter,
         capacity: int,
         overlap: int,
-        tokens_of: Counter,
+        tokens_of: Budget,
         name: str,
         whole: int | None = None,
     ) -> None:
@@ -94,20 +98,22 @@ class Chunker:
         self._count = count
         self.capacity = capacity
         self.overlap = overlap
-        self._tokens_of = tokens_of
+        self._tokens_of = tokens_of  # a count of units as tokens the budget counts
         self.whole = max(whole or capacity, capacity)  # a text of at most this is one chunk
         self.name = name  # which settings made a chunk set (stored with the chunks)
 
     def split(self, text: str) -> list[Chunk]:
         """The chunks of ``text``, in order; one spanning all of it when it fits ``whole``."""
-        if self._count(text) <= self.whole:
-            return [Chunk(0, 0, len(text), text, self._tokens_of(text))]
+        units = self._count(text)  # counted once: most texts fit and are one chunk
+        if units <= self.whole:
+            return [Chunk(0, 0, len(text), text, self._tokens_of(units))]
         chunks = []
         for position, (start, part) in enumerate(self._splitter.chunk_indices(text)):
-            chunks.append(Chunk(position, start, start + len(part), part, self._tokens_of(part)))
+            tokens = self._tokens_of(self._count(part))
+            chunks.append(Chunk(position, start, start + len(part), part, tokens))
         if not chunks:  # blanks only, longer than a chunk: the splitter trims them all away
             blank = text[: self.capacity]
-            chunks.append(Chunk(0, 0, len(blank), blank, self._tokens_of(blank)))
+            chunks.append(Chunk(0, 0, len(blank), blank, self._tokens_of(self._count(blank))))
         return chunks
 
 
@@ -122,22 +128,11 @@ def token_chunker(tokens: int, overlap: int, whole: int | None = None) -> Chunke
         tokenizer, capacity=capacity, overlap=min(overlap, capacity - 1), trim=True
     )
 
-    # The last text counted and its count: split() counts a text to see whether it fits,
-    # then again for the chunk's tokens when it does (most events); the second is served
-    # here instead of tokenizing again. One tuple, replaced whole, so threads cannot mix.
-    last: tuple[str | None, int] = (None, 0)
-
     def count(text: str) -> int:
-        nonlocal last
-        seen = last
-        if seen[0] is text:
-            return seen[1]
-        counted = len(tokenizer.encode(text, add_special_tokens=False).ids)
-        last = (text, counted)
-        return counted
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def with_specials(text: str) -> int:
-        return count(text) + SPECIAL_TOKENS
+    def with_specials(pieces: int) -> int:
+        return pieces + SPECIAL_TOKENS
 
     return Chunker(
         splitter,
@@ -158,8 +153,8 @@ def char_chunker(
     chars_overlap = min(int(overlap * chars_per_token), capacity - 1)
     splitter = TextSplitter(capacity=capacity, overlap=chars_overlap, trim=True)
 
-    def estimate(text: str) -> int:
-        return math.ceil(len(text) / chars_per_token)
+    def estimate(characters: int) -> int:
+        return math.ceil(characters / chars_per_token)
 
     def chars(text: str) -> int:
         return len(text)

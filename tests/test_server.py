@@ -165,6 +165,8 @@ def test_a_body_that_keeps_coming_may_take_longer_than_the_pause_limit(
     with connect(server.port) as sock:
         sock.sendall(post_head(api_key, new_key(), len(body)))
         for piece in pieces:
+            # The sender's pace is what is tested (a trickle, each pause a tenth of the
+            # limit), not a wait for a condition: load can only lengthen the whole.
             time.sleep(BODY_TIMEOUT_S / 10)
             sock.sendall(piece)
         answer = read_answer(sock)

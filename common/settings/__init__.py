@@ -1,17 +1,12 @@
 """The service's settings: read once from the environment, viewed by concern.
 
 :mod:`common.settings.environment` holds the flat class that reads the environment (one
-field per variable) and the entry points' loaders; :mod:`common.settings.groups` the frozen
-views by concern (``settings.search``, ``settings.embedding``, ...) that code takes.
+field per variable), :mod:`common.settings.loading` the entry points' loaders, and
+:mod:`common.settings.groups` the frozen views by concern (``settings.search``,
+``settings.embedding``, ...) that code takes.
 """
 
-from common.settings.environment import (
-    PLACEHOLDER_SECRETS,
-    Settings,
-    describe_error,
-    get_settings,
-    load_or_exit,
-)
+from common.settings.environment import PLACEHOLDER_SECRETS, Settings
 from common.settings.groups import (
     DEFAULT_CONTEXT_TOKENS,
     DEFAULT_MODELS,
@@ -30,6 +25,7 @@ from common.settings.groups import (
     SearchSettings,
     StoresSettings,
 )
+from common.settings.loading import describe_error, get_settings, load_or_exit
 
 __all__ = [
     "DEFAULT_CONTEXT_TOKENS",

@@ -1,14 +1,8 @@
-"""One typed settings object, read once from the environment.
-
-A wrong or missing setting must fail at start with one clear line, never at the first
-request: processes call :func:`get_settings` at import/start-up, and :func:`load_or_exit`
-turns a validation error into a single line on stderr and exit status 2.
-"""
+"""One typed settings object, read once from the environment: a field per variable, with
+its checks (:mod:`common.settings.loading` loads it at the entry points)."""
 
 from __future__ import annotations
 
-import sys
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
@@ -16,7 +10,6 @@ from urllib.parse import unquote, urlsplit
 from pydantic import (
     Field,
     SecretStr,
-    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -26,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from common.settings.groups import (
     LOCAL_CHUNK_TOKENS,
     LOCAL_CONTEXT_TOKENS,
+    SERVER_CHUNK_TOKENS,
     EmbedderName,
     EnvironmentName,
     LocalRuntimeName,
@@ -197,9 +191,14 @@ class Settings(Views, BaseSettings):
     # read whole before chunks is still one chunk; with a server model 256 and whole up to
     # 256. The overlap is an eighth of CHUNK_TOKENS unless set.
     chunk_tokens: int = Field(
-        256, ge=16, le=100_000, description="tokens per chunk (within the model's context)"
+        SERVER_CHUNK_TOKENS,
+        ge=16,
+        le=100_000,
+        description="tokens per chunk (within the model's context)",
     )
-    chunk_overlap_tokens: int = Field(32, ge=0, description="tokens shared by neighbour chunks")
+    chunk_overlap_tokens: int = Field(
+        SERVER_CHUNK_TOKENS // 8, ge=0, description="tokens shared by neighbour chunks"
+    )
     chunk_whole_tokens: int | None = Field(
         None, ge=16, le=1_000_000, description="a text of at most this many tokens is one chunk"
     )
@@ -368,7 +367,9 @@ class Settings(Views, BaseSettings):
             return data
         given = {k: v for k, v in data.items() if v is not None}
         local = given.get("embedder", "local") == "local"
-        chunk = given.setdefault("chunk_tokens", LOCAL_CHUNK_TOKENS if local else 256)
+        chunk = given.setdefault(
+            "chunk_tokens", LOCAL_CHUNK_TOKENS if local else SERVER_CHUNK_TOKENS
+        )
         if "chunk_overlap_tokens" not in given and str(chunk).strip().isdigit():
             given["chunk_overlap_tokens"] = int(chunk) // 8
         if local:
@@ -382,30 +383,3 @@ class Settings(Views, BaseSettings):
         if self.chunk_whole_tokens is not None and self.chunk_whole_tokens < self.chunk_tokens:
             raise ValueError("CHUNK_WHOLE_TOKENS must be at least CHUNK_TOKENS")
         return self
-
-
-def describe_error(error: ValidationError) -> str:
-    """One line naming every bad setting by its environment variable."""
-    parts = []
-    for item in error.errors():
-        name = "_".join(str(p) for p in item["loc"]).upper()
-        message = "is required" if item["type"] == "missing" else item["msg"]
-        message = message.removeprefix("Value error, ")
-        # A whole-object check (placeholder secrets) names its variables in its message.
-        parts.append(f"{name} {message}" if name else message)
-    return "eventsearch: invalid configuration: " + "; ".join(parts)
-
-
-@lru_cache
-def get_settings() -> Settings:
-    """The process's settings; raises ``ValidationError`` when the environment is wrong."""
-    return Settings()
-
-
-def load_or_exit() -> Settings:
-    """Settings for a process entry point: a bad environment exits 2 with one line on stderr."""
-    try:
-        return get_settings()
-    except ValidationError as error:
-        print(describe_error(error), file=sys.stderr, flush=True)
-        raise SystemExit(2) from None

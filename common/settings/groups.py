@@ -36,6 +36,7 @@ DEFAULT_MODELS: dict[str, str] = {
 LOCAL_CONTEXT_TOKENS = 256  # all-MiniLM-L6-v2 (common/embedders/tokenizer.MAX_MODEL_TOKENS)
 DEFAULT_CONTEXT_TOKENS: dict[str, int] = {"ollama": 2048, "openai": 8191}
 LOCAL_CHUNK_TOKENS = 128  # the sequence length all-MiniLM-L6-v2 was fine-tuned at
+SERVER_CHUNK_TOKENS = 256  # ollama, openai: not measured here (README, "Long events")
 
 
 class _View:
