@@ -54,9 +54,10 @@ STAGED_EVENTS = "SELECT DISTINCT event_id FROM chunk_stage"
 DROP_OLD = text("DELETE FROM chunks WHERE event_id = ANY(:ids)")
 INSERT_NEW = text(
     "INSERT INTO chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
-    " embedding)"
+    " embedding, search_text)"
     " SELECT s.event_id, s.position, e.tenant, s.char_start, s.char_end, s.tokens, :model,"
-    " s.embedding FROM chunk_stage s JOIN events e ON e.id = s.event_id"
+    " s.embedding, chunk_search_text(e.text, e.search_text, s.char_start, s.char_end)"
+    " FROM chunk_stage s JOIN events e ON e.id = s.event_id"
     " WHERE s.event_id = ANY(:ids)"
 )
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Computed,
     DateTime,
+    FetchedValue,
     ForeignKey,
     Identity,
     Integer,
@@ -132,6 +133,11 @@ class Chunk(Base):
     # The column's dimension is fixed when the migrations create it (EMBED_DIM, passed by
     # `eventsearch migrate`); queries need none, so importing the models reads no setting.
     embedding: Mapped[Any] = mapped_column(Vector(), nullable=False)
+    # The words of the chunk's span, for keyword search by best chunk (migration 0007): the
+    # store statement sets it, and a trigger fills it for a writer that leaves it out.
+    search_text: Mapped[Any] = deferred(
+        mapped_column(TSVECTOR, nullable=False, server_default=FetchedValue())
+    )
 
 
 class ApiKey(Base):

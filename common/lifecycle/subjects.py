@@ -288,9 +288,9 @@ COPY_VECTOR = text(
     " AND o.text = e.text AND o.id <> e.id),"
     " copied AS ("
     " INSERT INTO chunks (event_id, position, tenant, char_start, char_end, tokens, model,"
-    "  embedding)"
+    "  embedding, search_text)"
     " SELECT p.new_id, c.position, c.tenant, c.char_start, c.char_end, c.tokens, c.model,"
-    "  c.embedding FROM pairs p JOIN chunks c ON c.event_id = p.old_id)"
+    "  c.embedding, c.search_text FROM pairs p JOIN chunks c ON c.event_id = p.old_id)"
     " UPDATE events e SET model = p.model, chunking = p.chunking FROM pairs p"
     " WHERE e.id = p.new_id RETURNING e.id"
 )

@@ -36,10 +36,18 @@ class Candidate:
     # The character span of the text that matched: the best chunk (dense), or the part
     # around the words found (keyword, filled in for the final hits only).
     passage: tuple[int, int] | None = None
+    # Keyword hits: the span of the best unit (chunk, or whole text), where the passage around
+    # the words found is looked for.
+    region: tuple[int, int] | None = None
 
 
 def from_row(
-    row: Any, score: float, ranking: str, rank: int, passage: tuple[int, int] | None = None
+    row: Any,
+    score: float,
+    ranking: str,
+    rank: int,
+    passage: tuple[int, int] | None = None,
+    region: tuple[int, int] | None = None,
 ) -> Candidate:
     """A candidate from a row selecting :data:`COLUMNS`, ranked ``rank`` (1-based)."""
     return Candidate(
@@ -53,4 +61,5 @@ def from_row(
         score=score,
         rankings={ranking: rank},
         passage=passage,
+        region=region,
     )

@@ -31,5 +31,7 @@ def reciprocal_rank_fusion(
             # The dense ranking's passage is its best chunk; keep it whichever came first.
             if hit.passage is None:
                 hit.passage = candidate.passage
+            if hit.region is None:  # the keyword ranking's best chunk
+                hit.region = candidate.region
             hit.score += weight / (k + position)
     return sorted(fused.values(), key=lambda c: (-c.score, min(c.rankings.values()), str(c.id)))
