@@ -16,7 +16,7 @@ from tests.processes import Gateway
 from tests.searchdata import store, stored_event
 from tests.stub_embedder import StubServer
 
-# The test stack leaves RRF_WEIGHT_* unset: hybrid fuses with the defaults (dense 2, keyword 1).
+# The test stack leaves RRF_WEIGHT_* unset: hybrid fuses with the defaults.
 WEIGHTS = {
     "dense": Settings.model_fields["rrf_weight_dense"].default,
     "keyword": Settings.model_fields["rrf_weight_keyword"].default,

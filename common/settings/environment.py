@@ -136,9 +136,9 @@ class Settings(Views, BaseSettings):
         "hybrid", description="mode of a search that names none (chosen by `eventsearch eval`)"
     )
     rrf_k: int = Field(60, ge=1, le=10_000, description="reciprocal rank fusion constant")
-    # Dense-leaning by default: with chunked long events dense ranks far better than keyword,
-    # and equal weights let keyword pull hybrid below dense (docs/long-documents.md, 2:1).
-    rrf_weight_dense: float = Field(2.0, ge=0)
+    # Equal weights: with keyword ranked by best chunk, as dense is, 1:1 fused best on three
+    # of four long and short sets and on average (docs/long-documents.md, "Keyword by chunk").
+    rrf_weight_dense: float = Field(1.0, ge=0)
     rrf_weight_keyword: float = Field(1.0, ge=0)
     hybrid_candidates: int = Field(
         50, ge=1, le=1000, description="depth of each ranking fused by hybrid (at least top_k)"
