@@ -28,6 +28,7 @@ from common.validation import (
 )
 
 SearchMode = Literal["dense", "keyword", "hybrid"]
+Fusion = Literal["rrf", "linear"]
 StatusName = Literal["queued", "embedded", "failed", "deleted", "superseded"]
 
 
@@ -215,6 +216,11 @@ class SearchRequest(BaseModel):
     ]
     top_k: TopK = 10
     mode: SearchMode | None = Field(None, description="default: SEARCH_DEFAULT_MODE (hybrid)")
+    fusion: Fusion | None = Field(
+        None,
+        description="how hybrid fuses its rankings: rrf (reciprocal rank) or linear (weighted"
+        " sum of min-max normalised scores); default HYBRID_FUSION (rrf); other modes ignore it",
+    )
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
 

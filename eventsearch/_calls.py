@@ -88,13 +88,17 @@ def delete_subject(source: str, subject: str) -> Call[None]:
 
 
 def search(
-    query: str, top_k: int, mode: str | None, filters: Mapping[str, Any] | None
+    query: str,
+    top_k: int,
+    mode: str | None,
+    filters: Mapping[str, Any] | None,
+    fusion: str | None = None,
 ) -> Call[SearchResults]:
     return Call(
         "POST",
         _wire.SEARCH,
         lambda r: SearchResults.parse(r.json()),
-        content=_wire.search_body(query, top_k, mode, filters),
+        content=_wire.search_body(query, top_k, mode, filters, fusion),
         headers=_wire.JSON,
     )
 

@@ -99,7 +99,11 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
 
 
 def search_body(
-    query: str, top_k: int, mode: str | None, filters: Mapping[str, Any] | None
+    query: str,
+    top_k: int,
+    mode: str | None,
+    filters: Mapping[str, Any] | None,
+    fusion: str | None = None,
 ) -> bytes:
     # Only what the caller set is sent, so the server's defaults stay the server's.
     body: dict[str, Any] = {"query": query, "top_k": top_k}
@@ -107,6 +111,8 @@ def search_body(
         body["mode"] = mode
     if filters:
         body["filters"] = dict(filters)
+    if fusion is not None:
+        body["fusion"] = fusion
     return encode(body)
 
 

@@ -142,10 +142,12 @@ class AsyncClient:
         top_k: int = 10,
         mode: str | None = None,
         filters: Mapping[str, Any] | None = None,
+        fusion: str | None = None,
     ) -> SearchResults:
         """Events nearest to ``query``, best first. ``mode`` (``dense``, ``keyword``,
-        ``hybrid``) and ``filters`` are sent only when given."""
-        return await self._perform(_calls.search(query, top_k, mode, filters))
+        ``hybrid``), ``filters`` and ``fusion`` (hybrid's: ``rrf`` or ``linear``) are sent
+        only when given."""
+        return await self._perform(_calls.search(query, top_k, mode, filters, fusion))
 
     # The same signature as Client.wait_embedded; the deadline is enforced inside.
     async def wait_embedded(self, event_id: str, timeout: float = 60.0) -> Event:  # noqa: ASYNC109

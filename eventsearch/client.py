@@ -139,10 +139,12 @@ class Client:
         top_k: int = 10,
         mode: str | None = None,
         filters: Mapping[str, Any] | None = None,
+        fusion: str | None = None,
     ) -> SearchResults:
         """Events nearest to ``query``, best first. ``mode`` (``dense``, ``keyword``,
-        ``hybrid``) and ``filters`` are sent only when given."""
-        return self._perform(_calls.search(query, top_k, mode, filters))
+        ``hybrid``), ``filters`` and ``fusion`` (hybrid's: ``rrf`` or ``linear``) are sent
+        only when given."""
+        return self._perform(_calls.search(query, top_k, mode, filters, fusion))
 
     def wait_embedded(self, event_id: str, timeout: float = 60.0) -> Event:
         """Poll the event until it is embedded and return it. Raises

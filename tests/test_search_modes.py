@@ -117,6 +117,43 @@ def test_hybrid_hit_says_which_rankings_it_came_from(
     assert scores == sorted(scores, reverse=True)
 
 
+def test_linear_fusion_sums_each_rankings_min_max_normalised_score(
+    library: tuple[httpx.Client, dict[str, str], Engine],
+) -> None:
+    client, ids, _ = library
+    query = "glacier hiking boots"
+
+    def normalised(mode: str) -> dict[str, float]:
+        hits = search(client, query, mode=mode, top_k=50)["results"]  # the whole ranking
+        low, high = min(h["score"] for h in hits), max(h["score"] for h in hits)
+        return {h["id"]: (h["score"] - low) / (high - low) for h in hits}
+
+    dense, keyword = normalised("dense"), normalised("keyword")
+    found = search(client, query, mode="hybrid", fusion="linear", top_k=50)["results"]
+    assert {h["id"] for h in found} == set(dense) | set(keyword)
+    for hit in found:
+        expected = WEIGHTS["dense"] * dense.get(hit["id"], 0.0)
+        expected += WEIGHTS["keyword"] * keyword.get(hit["id"], 0.0)
+        assert hit["score"] == pytest.approx(expected)
+        held = {
+            name for name, ranked in (("dense", dense), ("keyword", keyword)) if hit["id"] in ranked
+        }
+        assert set(hit["rankings"]) == held
+    assert found[0]["id"] == ids["both"]
+    scores = [h["score"] for h in found]
+    assert scores == sorted(scores, reverse=True)
+    by_get = client.get("/api/v1/search", params={"q": query, "fusion": "linear", "top_k": 50})
+    assert [h["id"] for h in by_get.json()["results"]] == [h["id"] for h in found]
+    # RRF stays the default, and an unknown fusion is the client's mistake.
+    rrf = search(client, query, mode="hybrid", top_k=50)["results"]
+    assert rrf == search(client, query, mode="hybrid", fusion="rrf", top_k=50)["results"]
+    for bad in (
+        client.post("/api/v1/search", json={"query": query, "fusion": "max"}),
+        client.get("/api/v1/search", params={"q": query, "fusion": "max"}),
+    ):
+        assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+
+
 def test_search_without_a_mode_uses_the_default_hybrid(
     library: tuple[httpx.Client, dict[str, str], Engine],
 ) -> None:

@@ -22,6 +22,7 @@ from common.settings.groups import (
     SERVER_CHUNK_TOKENS,
     EmbedderName,
     EnvironmentName,
+    FusionName,
     LocalRuntimeName,
     LogFormatName,
     LogLevelName,
@@ -142,6 +143,9 @@ class Settings(Views, BaseSettings):
     rrf_weight_keyword: float = Field(1.0, ge=0)
     hybrid_candidates: int = Field(
         50, ge=1, le=1000, description="depth of each ranking fused by hybrid (at least top_k)"
+    )
+    hybrid_fusion: FusionName = Field(
+        "rrf", description="how hybrid fuses a search naming none: rrf or linear (min-max)"
     )
 
     # Auth.

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 EmbedderName = Literal["ollama", "openai", "local"]
 SearchModeName = Literal["dense", "keyword", "hybrid"]
+FusionName = Literal["rrf", "linear"]
 LocalRuntimeName = Literal["onnx", "onnx-int8", "torch"]
 EnvironmentName = Literal["development", "test", "production"]
 LogLevelName = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -139,6 +140,7 @@ class SearchSettings(_View):
     rrf_weight_dense: float
     rrf_weight_keyword: float
     hybrid_candidates: int
+    hybrid_fusion: FusionName
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, ValidationError
 
-from common.schemas import SearchMode, SearchRequest, SearchResponse
+from common.schemas import Fusion, SearchMode, SearchRequest, SearchResponse
 from gateway.auth import SearchKey
 from gateway.deps import EmbedderDep, ReaderDep, SettingsDep
 from gateway.search.filters import from_query
@@ -28,7 +28,8 @@ async def search(
 ) -> SearchResponse:
     """The caller's events best matching ``query``, best first, among those passing
     ``filters``. ``mode``: ``dense`` (vectors), ``keyword`` (full-text) or ``hybrid`` (both,
-    fused by reciprocal rank); each hit's ``rankings`` gives its rank in each."""
+    fused by reciprocal rank, or with ``fusion: "linear"`` by a weighted sum of min-max
+    normalised scores); each hit's ``rankings`` gives its rank in each."""
     return await run_search(request, connection, embedder, settings, caller.tenant)
 
 
@@ -43,6 +44,7 @@ async def search_get(
     q: Annotated[str, Query(min_length=1, max_length=2_000)],
     top_k: Annotated[int, Query(ge=1, description="at most SEARCH_MAX_TOP_K (100)")] = 10,
     mode: SearchMode | None = None,
+    fusion: Fusion | None = None,
     source: Annotated[list[str] | None, Query(description="repeatable")] = None,
     type: Annotated[list[str] | None, Query(description="repeatable")] = None,
     occurred_after: AwareDatetime | None = None,
@@ -56,7 +58,7 @@ async def search_get(
         source, type, occurred_after, occurred_before, metadata, subject, settings.ingest
     )
     try:
-        request = SearchRequest(query=q, top_k=top_k, mode=mode, filters=filters)
+        request = SearchRequest(query=q, top_k=top_k, mode=mode, fusion=fusion, filters=filters)
     except ValidationError as error:  # e.g. a q of blanks only, or top_k over the maximum
         raise RequestValidationError(
             [

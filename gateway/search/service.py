@@ -16,7 +16,7 @@ from common.settings import SearchSettings, Settings
 from gateway.search import dense, keyword
 from gateway.search.candidates import Candidate
 from gateway.search.filters import conditions
-from gateway.search.fusion import reciprocal_rank_fusion
+from gateway.search.fusion import linear_fusion, reciprocal_rank_fusion
 from gateway.search.passages import fill_keyword_passages
 
 
@@ -85,7 +85,11 @@ async def run_search(
             vector.cancel()
     if mode == "hybrid":
         weights = {"dense": settings.rrf_weight_dense, "keyword": settings.rrf_weight_keyword}
-        hits = reciprocal_rank_fusion(rankings, weights, settings.rrf_k)[: request.top_k]
+        if (request.fusion or settings.hybrid_fusion) == "linear":
+            fused = linear_fusion(rankings, weights)
+        else:
+            fused = reciprocal_rank_fusion(rankings, weights, settings.rrf_k)
+        hits = fused[: request.top_k]
     else:
         hits = rankings[mode]
     await fill_keyword_passages(connection, request.query, hits)
