@@ -107,13 +107,18 @@ class Gateway:
         return failed
 
     def search(
-        self, query: str, mode: str, top_k: int, filters: dict[str, Any]
+        self,
+        query: str,
+        mode: str,
+        top_k: int,
+        filters: dict[str, Any],
+        fusion: str | None = None,
     ) -> tuple[list[Hit], float]:
-        """The hits of one search and the gateway's ``took_ms``."""
-        body = self._send(
-            "POST",
-            "/api/v1/search",
-            json={"query": query, "mode": mode, "top_k": top_k, "filters": filters},
-        )
+        """The hits of one search and the gateway's ``took_ms``; ``fusion`` goes with a
+        hybrid search only (when given)."""
+        request = {"query": query, "mode": mode, "top_k": top_k, "filters": filters}
+        if fusion and mode == "hybrid":
+            request["fusion"] = fusion
+        body = self._send("POST", "/api/v1/search", json=request)
         hits = [Hit(h["id"], h["metadata"]) for h in body["results"]]
         return hits, float(body["took_ms"])

@@ -38,6 +38,9 @@ def evaluate(
     max_queries: int = typer.Option(0, min=0, help="only the first N queries (0: all)"),
     out: Path | None = typer.Option(None, help="JSON results (default: eval-<name>.json)"),
     stall_timeout: float = typer.Option(120.0, help="give up when embedding stalls this long"),
+    fusion: str | None = typer.Option(
+        None, help="hybrid's fusion, rrf or linear (default: the gateway's HYBRID_FUSION)"
+    ),
 ) -> None:
     """Ingest DIR's corpus, wait for the workers, run its queries in each mode, and print
     nDCG@k and recall@k per mode."""
@@ -55,6 +58,9 @@ def evaluate(
     wanted = [m.strip() for m in modes.split(",") if m.strip()]
     if bad := [m for m in wanted if m not in ("dense", "keyword", "hybrid")]:
         typer.echo(f"eventsearch: unknown mode {', '.join(bad)}", err=True)
+        raise typer.Exit(2)
+    if fusion not in (None, "rrf", "linear"):
+        typer.echo(f"eventsearch: unknown fusion {fusion}", err=True)
         raise typer.Exit(2)
     try:
         data = beir.load(directory, split)
@@ -93,7 +99,7 @@ def evaluate(
                 took: list[float] = []
                 started = time.perf_counter()
                 for qid, query in queries:
-                    hits, ms = gateway.search(query, mode, top_k, filters)
+                    hits, ms = gateway.search(query, mode, top_k, filters, fusion)
                     run[qid] = [str(h.metadata.get("beir_id")) for h in hits]
                     took.append(ms)
                     progress.advance(task)
@@ -115,6 +121,7 @@ def evaluate(
         "documents": len(events),
         "rejected": len(ids) - len(accepted),
         "failed": failed,
+        "fusion": fusion,  # hybrid's, when asked for (None: the gateway's default)
         "modes": results,
     }
     table = Table(title=f"{data.name}: {len(events)} documents, {len(queries)} queries")

@@ -101,6 +101,20 @@ def test_eval_ingests_through_the_gateway_and_prints_metrics_per_mode(
     assert event_count(db, "tenant = :t", t=tenant) == 6
     assert json.loads(out.read_text())["modes"]["keyword"]["ndcg@10"] == pytest.approx(2 / 3)
 
+    # Hybrid with the other fusion, asked for per search; an unknown one is refused.
+    linear = subprocess.run(
+        [*args, "--modes", "hybrid", "--fusion", "linear", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert linear.returncode == 0, linear.stderr
+    report = json.loads(out.read_text())
+    assert report["fusion"] == "linear" and report["modes"]["hybrid"]["recall@10"] == 1.0
+    bad = subprocess.run([*args, "--fusion", "max"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown fusion max" in bad.stderr
+
 
 def test_eval_waits_out_the_rate_limit(
     tmp_path: Path, worker: Proc, db: Engine, stack_env: dict[str, str], tmp_root: Path
