@@ -16,7 +16,7 @@ from tests.conftest import DIM
 from tests.stub_embedder import embed_text
 
 MODEL = "stub-embed"
-CHUNKING = "ch768o96"  # the chunker of the test stack (EMBEDDER=ollama, the defaults)
+CHUNKING = "ch768o96p"  # the chunker of the test stack (EMBEDDER=ollama, the defaults)
 
 
 def stored_event(

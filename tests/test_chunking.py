@@ -10,7 +10,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from common.chunking import Chunk, Chunker, char_chunker, token_chunker
+from common.chunking import (
+    PARAGRAPH_BREAK,
+    Chunk,
+    Chunker,
+    char_chunker,
+    paragraphs,
+    token_chunker,
+)
 from common.embedders.tokenizer import MAX_MODEL_TOKENS, count_tokens
 
 PROSE = (
@@ -66,14 +73,14 @@ def test_the_default_budget_keeps_every_text_the_model_read_whole_in_one_chunk()
     longer = chunker.split(text + " engineer")
     assert len(longer) == 3 and all(c.tokens <= 128 for c in longer)
     check(text + " engineer", longer, 128)
-    assert chunker.name == "wp128o16w256" and token_chunker(128, 16).name == "wp128o16"
+    assert chunker.name == "wp128o16w256p" and token_chunker(128, 16).name == "wp128o16p"
 
 
 def test_whole_texts_for_servers_are_counted_in_characters() -> None:
     chunker = char_chunker(64, 8, 3.0, whole=128)
-    assert chunker.capacity == 192 and chunker.whole == 384 and chunker.name == "ch192o24w128"
+    assert chunker.capacity == 192 and chunker.whole == 384 and chunker.name == "ch192o24w128p"
     assert len(chunker.split("x" * 383 + ".")) == 1
-    chunks = chunker.split("word " * 77)
+    chunks = chunker.split("word " * 80)  # 399 characters once its trailing blank is trimmed
     assert len(chunks) == 3 and all(len(c.text) <= 192 for c in chunks)
 
 
@@ -152,19 +159,53 @@ def test_settings_fit_the_budget_to_the_embedders_context() -> None:
     base = {"database_url": "postgresql://u@h/db", "redis_url": "redis://h"}
     default = Settings(**base, embedder="local")
     assert (default.chunk_tokens, default.chunk_overlap_tokens) == (128, 16)
-    assert default.chunk_whole_tokens == 256 and chunking_name(default) == "wp128o16w256"
+    assert default.chunk_whole_tokens == 256 and chunking_name(default) == "wp128o16w256p"
     assert chunker_for(default).capacity == 126 and chunker_for(default).whole == 254
     local = Settings(**base, embedder="local", chunk_tokens=1000, chunk_whole_tokens=1000)
     assert local.context_tokens == 256 and budget_tokens(local) == 256
     assert chunker_for(local).capacity == 254  # [CLS] and [SEP] come on top
-    assert chunking_name(local) == "wp256o125"  # the overlap: an eighth of CHUNK_TOKENS
+    assert chunking_name(local) == "wp256o125p"  # the overlap: an eighth of CHUNK_TOKENS
     ollama = Settings(**base, embedder="ollama")
     assert (ollama.chunk_tokens, ollama.chunk_overlap_tokens) == (256, 32)
     assert ollama.context_tokens == 2048 and chunker_for(ollama).capacity == 256 * 3
-    assert chunking_name(ollama) == chunker_for(ollama).name == "ch768o96"
+    assert chunking_name(ollama) == chunker_for(ollama).name == "ch768o96p"
     small = Settings(**base, embedder="openai", embed_context_tokens=100, chunk_tokens=512)
     assert budget_tokens(small) == 100 and chunker_for(small).capacity == 300
     with pytest.raises(ValidationError, match="CHUNK_WHOLE_TOKENS"):
         Settings(**base, chunk_tokens=128, chunk_whole_tokens=64)
     with pytest.raises(ValidationError, match="CHUNK_OVERLAP_TOKENS"):
         Settings(**base, chunk_tokens=64, chunk_overlap_tokens=40)
+
+
+def test_a_chunk_never_spans_a_paragraph_break_unless_whole_paragraphs_fit_in_it() -> None:
+    chunker = token_chunker(64, 8, whole=128)
+    heading, medium = "Duties", " ".join(["The platform team runs the nightly feed."] * 9)
+    long_paragraph = LONG.replace("\n\n", " ")
+    text = f"{heading}\n\n{medium}\n\n{long_paragraph}\n \n{PROSE.strip()}\n\n{LAST}"
+    chunks = chunker.split(text)
+    check(text, chunks, 128)
+    spans = list(paragraphs(text))
+    starts, ends = {s for s, _ in spans}, {e for _, e in spans}
+    for chunk in chunks:
+        if PARAGRAPH_BREAK.search(chunk.text):  # merged paragraphs: whole, within a chunk
+            assert chunk.start in starts and chunk.end in ends and chunk.tokens <= 64
+    by_text = {c.text: c for c in chunks}
+    # A paragraph the model reads whole (over CHUNK_TOKENS, within whole) is one chunk.
+    assert 64 < count_tokens(medium) <= 128 and medium in by_text
+    # The long paragraph is cut by the splitter within its own span, overlaps included.
+    at = text.index(long_paragraph)
+    inside = [c for c in chunks if at <= c.start and c.end <= at + len(long_paragraph)]
+    assert len(inside) > 5 and all(c.tokens <= 64 for c in inside)
+    assert any(b.start < a.end for a, b in itertools.pairwise(inside))
+    # The last two short paragraphs fit one chunk together, and are merged.
+    assert chunks[-1].text.endswith(LAST) and PARAGRAPH_BREAK.search(chunks[-1].text)
+
+
+def test_paragraphs_are_the_blank_line_separated_parts_trimmed() -> None:
+    text = "\n\n  first line\nsame paragraph \n\t\n\n second\r\n\r\nthird  \n"
+    assert [text[s:e] for s, e in paragraphs(text)] == [
+        "first line\nsame paragraph",
+        "second",
+        "third",
+    ]
+    assert list(paragraphs(" \n\n ")) == []

@@ -1,6 +1,7 @@
 """Migration 0007 on a database holding chunk sets: every chunk gets the words of its own span
 (a whole-text chunk its event's, a vector from before chunking its whole text's), and any
-writer that leaves the column out gets it filled; the way back drops it."""
+writer that leaves the column out gets it filled; the sets that paragraph-first chunking
+would make alike are renamed as its own; the way back drops the column."""
 
 from __future__ import annotations
 
@@ -89,6 +90,10 @@ def test_each_chunk_gets_the_words_of_its_span(database: tuple[str, Engine]) -> 
         chunk(conn, long, 1, SPLIT + 2, len(LONG))
         legacy = event(conn, LONG, None)  # migration 0005's chunk 0: what the model read
         chunk(conn, legacy, 0, 0, SPLIT)
+        flat_text = LONG.replace("\n\n", " ")  # one paragraph: cut as before
+        flat = event(conn, flat_text, "wp128o16w256")
+        chunk(conn, flat, 0, 0, SPLIT)
+        chunk(conn, flat, 1, SPLIT + 1, len(flat_text))
 
     command.upgrade(alembic_config(url), "head")
 
@@ -99,6 +104,12 @@ def test_each_chunk_gets_the_words_of_its_span(database: tuple[str, Engine]) -> 
             tsvector(conn, LONG[SPLIT + 2 :]),
         ]
         assert words(conn, legacy) == [tsvector(conn, LONG)]  # keyword still reads it all
+        names: dict[uuid.UUID, str | None] = {
+            r.id: r.chunking for r in conn.execute(text("SELECT id, chunking FROM events"))
+        }
+        # Alike under paragraph-first chunking: one whole chunk, or no blank line in the text.
+        assert names[short] == "ch768o96p" and names[flat] == "wp128o16w256p"
+        assert names[long] == "ch768o96" and names[legacy] is None  # stale: reembed chunks them
         # A writer leaving the column out (COPY, a test, a bench) gets it filled.
         later = event(conn, LONG, "ch768o96")
         chunk(conn, later, 0, 0, SPLIT)
@@ -122,4 +133,4 @@ def test_each_chunk_gets_the_words_of_its_span(database: tuple[str, Engine]) -> 
             )
         ).scalar_one()
         kept = conn.execute(text("SELECT count(*) FROM chunks")).scalar_one()
-    assert left == 0 and kept == 6
+    assert left == 0 and kept == 8

@@ -1,5 +1,6 @@
 """chunk keywords: each chunk's own ``search_text``, so keyword search ranks an embedded
-event by its best chunk, as dense search does
+event by its best chunk, as dense search does; and the chunk sets that paragraph-first
+chunking would make alike keep their place
 
 Revision ID: 0007
 Revises: 0006
@@ -12,6 +13,12 @@ Revises: 0006
 - ``chunk_search_text(text, search_text, char_start, char_end)``: that rule, in one place:
   the worker's store statement calls it, and a BEFORE INSERT trigger fills the column for
   any other writer that leaves it out (COPY, a subject's copied set, tests, benches).
+- ``events.chunking`` gains the ``p`` of paragraph-first chunking (common/chunking.py) where
+  the new chunker makes the same set: one chunk of the whole text, or a text without a blank
+  line (one paragraph, cut as before). Other sets keep their name, so ``eventsearch
+  reembed`` finds them stale and chunks them by paragraph; nothing is re-embedded here. The
+  way back leaves the names: the older code then sees those sets as stale, which they are
+  for it.
 """
 
 from alembic import op
@@ -56,6 +63,13 @@ def upgrade() -> None:
         " EXECUTE FUNCTION chunks_fill_search_text()"
     )
     op.execute("CREATE INDEX ix_chunks_search_text ON chunks USING gin (search_text)")
+    # The regular expression is common/chunking.PARAGRAPH_BREAK's.
+    op.execute(
+        "UPDATE events e SET chunking = e.chunking || 'p'"
+        " WHERE e.chunking IS NOT NULL AND right(e.chunking, 1) <> 'p'"
+        r" AND (e.text !~ '\n[ \t\r\f\v]*\n'"
+        "  OR NOT EXISTS (SELECT 1 FROM chunks c WHERE c.event_id = e.id AND c.position > 0))"
+    )
 
 
 def downgrade() -> None:
