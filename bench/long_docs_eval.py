@@ -91,10 +91,15 @@ def bm25(directory: Path) -> dict[str, float] | None:
 
 
 def pipeline(
-    directories: Sequence[Path], root: Path, stall_timeout: float, extra: dict[str, str]
+    directories: Sequence[Path],
+    root: Path,
+    stall_timeout: float,
+    extra: dict[str, str],
+    linear: bool = False,
 ) -> dict[str, Any]:
     """``eventsearch eval`` on each directory against one fresh stack (with ``extra`` in the
-    gateway's and worker's environment); its JSON per set."""
+    gateway's and worker's environment); its JSON per set. ``linear``: hybrid again with
+    ``--fusion linear`` on the same stored corpus, as mode ``hybrid_linear``."""
     from bench.services import services
 
     figures: dict[str, Any] = {}
@@ -106,13 +111,20 @@ def pipeline(
         gateway = svc.gateway(env, "bench-gateway-long")
         for directory in directories:
             out = root / f"eval-{directory.name}.json"
-            command = [str(Path(sys.executable).parent / "eventsearch"), "eval", str(directory)]
-            command += ["--url", gateway.url, "--api-key", key, "--out", str(out)]
-            command += ["--stall-timeout", str(stall_timeout)]
+            base = [str(Path(sys.executable).parent / "eventsearch"), "eval", str(directory)]
+            base += ["--url", gateway.url, "--api-key", key]
+            base += ["--stall-timeout", str(stall_timeout)]
             started = time.perf_counter()
-            subprocess.run(command, check=True, env={**os.environ, "NO_COLOR": "1"})
+            subprocess.run(
+                [*base, "--out", str(out)], check=True, env={**os.environ, "NO_COLOR": "1"}
+            )
             report = json.loads(out.read_text())
             report["wall_s"] = round(time.perf_counter() - started, 1)
+            if linear:
+                again = root / f"eval-{directory.name}-linear.json"
+                fused = [*base, "--out", str(again), "--modes", "hybrid", "--fusion", "linear"]
+                subprocess.run(fused, check=True, env={**os.environ, "NO_COLOR": "1"})
+                report["modes"]["hybrid_linear"] = json.loads(again.read_text())["modes"]["hybrid"]
             figures[directory.name] = report
     return figures
 
@@ -130,6 +142,9 @@ def verdict(results: dict[str, Any]) -> dict[str, Any]:
         goals["dense_within_0.03"] = dense >= reference - 0.03
     if None not in (dense, keyword, hybrid):
         goals["hybrid_at_least_dense_and_keyword"] = hybrid >= max(dense, keyword)
+    linear = modes.get("hybrid_linear", {}).get(f"ndcg@{K}")
+    if None not in (dense, keyword, linear):
+        goals["hybrid_linear_at_least_dense_and_keyword"] = linear >= max(dense, keyword)
     return goals
 
 
@@ -145,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--no-short", action="store_true", help="skip the short set's pipeline")
     parser.add_argument("--no-pipeline", action="store_true", help="references only")
+    parser.add_argument(
+        "--linear", action="store_true", help="also hybrid with fusion linear (hybrid_linear)"
+    )
     parser.add_argument("--stall-timeout", type=float, default=600.0)
     parser.add_argument(
         "--env",
@@ -198,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sets = [long_dir] if args.no_short else [long_dir, short_dir]
         extra = dict(item.split("=", 1) for item in args.env)
         results["settings"] = extra
-        results["pipeline"] = pipeline(sets, work, args.stall_timeout, extra)
+        results["pipeline"] = pipeline(sets, work, args.stall_timeout, extra, args.linear)
     results["goals"] = verdict(results)
     results["machine"] = {
         "cpus": os.cpu_count(),
