@@ -106,7 +106,12 @@ def statement(shape: tuple[bool, ...], web_syntax: bool) -> Select[Any]:
         Event.status.in_([EventStatus.queued, EventStatus.failed]),
         Event.subject.is_(None),
     ]
-    also = [Event.search_text.op("@@")(func.websearch_to_tsquery(_CONFIG, query))]
+    # Quotes and exclusions hold for the event's whole text, whichever unit matched.
+    syntax = (
+        [Event.search_text.op("@@")(func.websearch_to_tsquery(_CONFIG, query))]
+        if web_syntax
+        else []
+    )
     matches = (
         union_all(
             select(
@@ -116,13 +121,13 @@ def statement(shape: tuple[bool, ...], web_syntax: bool) -> Select[Any]:
                 Chunk.search_text.label("doc"),
             )
             .join(Event, Event.id == Chunk.event_id)
-            .where(*chunked, Chunk.search_text.op("@@")(any_word), *(also if web_syntax else [])),
+            .where(*chunked, Chunk.search_text.op("@@")(any_word), *syntax),
             select(
                 Event.id,
                 literal(0, Integer),
                 func.length(Event.text),
                 Event.search_text,
-            ).where(*whole, Event.search_text.op("@@")(any_word), *(also if web_syntax else [])),
+            ).where(*whole, Event.search_text.op("@@")(any_word), *syntax),
         )
         .cte("matches")
         .prefix_with("MATERIALIZED")
