@@ -25,6 +25,7 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "q": "data engineering jobs in Kenya",
     "top_k": 5,
     "mode": "hybrid",
+    "fusion": "rrf",
     "limit": 20,
     # A real cursor (gateway/cursors.py), so that the documented request is a valid one.
     "cursor": "MjAyNi0xMS0wMVQwOTowMDowMi40MTgwMDArMDA6MDB8"
