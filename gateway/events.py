@@ -8,18 +8,20 @@ from typing import Annotated, Any
 
 from asgi_correlation_id import correlation_id
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import select, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from common.errors import NotFound
 from common.lifecycle.handoff import hand_off_async
 from common.models import Event
 from common.schemas import EventAccepted, EventIn, EventOut, EventPage
+from common.settings import Settings
 from gateway.auth import IngestKey, Principal, SearchKey, authenticate
 from gateway.cloudevents import EVENT_OPENAPI
 from gateway.cursors import decode_cursor, paged
-from gateway.deps import RedisDep, SessionDep, SettingsDep
+from gateway.deps import SessionDep
 from gateway.event_filters import SHOWN, Source, Status, matching
 from gateway.idempotency import (
     IdempotencyRecord,
@@ -49,9 +51,6 @@ log = logging.getLogger("eventsearch.gateway")
 async def ingest_event(
     event: EventIn,
     request: Request,
-    session: SessionDep,
-    redis: RedisDep,
-    settings: SettingsDep,
     caller: IngestKey,
     idempotency_key: Annotated[str | None, Header()] = None,
     x_idempotency_key: Annotated[str | None, Header()] = None,
@@ -65,6 +64,11 @@ async def ingest_event(
     Also takes a CloudEvent (docs/subjects.md): structured mode as
     ``application/cloudevents+json``, or binary mode (``ce-*`` headers, the data as the
     body); its ``ce:{source}:{id}`` is then the idempotency key."""
+    # The app's settings and Redis client straight from its state, not as dependencies
+    # (gateway.deps): each dependency FastAPI solves costs CPU on every POST (issue 16).
+    state = request.app.state
+    settings: Settings = state.settings
+    redis: Redis = state.redis
     key = key_from_header(
         idempotency_key if idempotency_key is not None else x_idempotency_key,
         settings.idempotency_required,
@@ -92,31 +96,19 @@ async def ingest_event(
             return _answer(stored, replayed=True)
     try:
         if event.subject is None:
-            # Recording it is one INSERT (a subject adds statements that settle it): in
-            # autocommit that statement is its own transaction, which spares the BEGIN and
-            # COMMIT round trips (issue 16); the row is committed before the hand-off all
-            # the same, and a withdrawal is one DELETE.
-            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        [result] = await record_events(session, caller.tenant, [item], settings.ingest)
-        if isinstance(result, Exception):
-            raise result
-        accepted, replayed = result
-        answer = Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
-        if not replayed:
-            await session.commit()
-            # The embed message and the stored answer go in one round trip (issue 16).
-            # Should it fail, the row is withdrawn and the lock released below, as before:
-            # whether the answer's SET got through is then unknown, and the release
-            # deletes it either way.
-            await hand_off_async(
-                session,
-                redis,
-                [str(accepted.id)],
-                correlation_id.get(),
-                "withdraw",
-                settings,
-                along=None if record is None else record.completion(answer),
-            )
+            # Recording it is one INSERT (a subject adds statements that settle it): on an
+            # autocommit connection that statement is its own transaction, which spares the
+            # BEGIN and COMMIT round trips, and no ORM session is set up around it (issue
+            # 16); the row is committed before the hand-off all the same, and a withdrawal
+            # is one DELETE.
+            reader: AsyncEngine = state.reader
+            async with reader.connect() as connection:
+                answer, replayed = await _accept(connection, redis, item, caller, record, settings)
+        else:
+            sessions: async_sessionmaker[AsyncSession] = state.sessions
+            async with sessions() as session:
+                answer, replayed = await _accept(session, redis, item, caller, record, settings)
+                await session.commit()
     except BaseException:
         if record is not None:
             await _forget(record)
@@ -124,6 +116,39 @@ async def ingest_event(
     if record is not None and replayed:
         await _remember(record, answer)
     return _answer(answer, replayed)
+
+
+async def _accept(
+    db: AsyncSession | AsyncConnection,
+    redis: Redis,
+    item: NewEvent,
+    caller: Principal,
+    record: IdempotencyRecord | None,
+    settings: Settings,
+) -> tuple[Stored, bool]:
+    """Record ``item`` on ``db`` and, if it is new, commit and hand it to the queue. Returns
+    the answer and whether it replays an event recorded before (the database's path)."""
+    [result] = await record_events(db, caller.tenant, [item], settings.ingest)
+    if isinstance(result, Exception):
+        raise result
+    accepted, replayed = result
+    answer = Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
+    if not replayed:
+        await db.commit()
+        # The embed message and the stored answer go in one round trip (issue 16).
+        # Should it fail, the row is withdrawn and the lock released by the caller, as
+        # before: whether the answer's SET got through is then unknown, and the release
+        # deletes it either way.
+        await hand_off_async(
+            db,
+            redis,
+            [str(accepted.id)],
+            correlation_id.get(),
+            "withdraw",
+            settings,
+            along=None if record is None else record.completion(answer),
+        )
+    return answer, replayed
 
 
 async def _recorded(request: Request, tenant: str, key: str) -> bool:

@@ -14,7 +14,7 @@ from typing import cast
 
 import orjson
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.lifecycle import subjects, transitions
 from common.models import Event
@@ -54,12 +54,16 @@ def _row(tenant: str, item: NewEvent) -> dict[str, object]:
 
 
 async def record_events(
-    session: AsyncSession, tenant: str, items: Sequence[NewEvent], ingest: IngestSettings
+    session: AsyncSession | AsyncConnection,
+    tenant: str,
+    items: Sequence[NewEvent],
+    ingest: IngestSettings,
 ) -> list[tuple[EventAccepted, bool] | Exception]:
     """Insert ``items`` in one statement; keys already known give the first event back.
 
     Returns, per item: ``(answer, replayed)``, or the error (``idempotency_key_reused``) for
-    a known key sent with another body. Items must have distinct keys."""
+    a known key sent with another body. Items must have distinct keys. Items without a
+    subject may be recorded on an autocommit connection (no ORM session)."""
     if not items:
         return []
     rows = [_row(tenant, item) for item in items]

@@ -28,7 +28,7 @@ from typing import Any, Literal, Protocol
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.errors import ServiceUnavailable
 from common.lifecycle import apply, transitions
@@ -88,7 +88,7 @@ class SentAlong(Protocol):
 
 
 async def hand_off_async(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     redis: Redis,
     event_ids: Sequence[str],
     request_id: str | None,
@@ -99,7 +99,8 @@ async def hand_off_async(
     """:func:`hand_off` for the gateway: the messages (common.queue.embed_messages, the ones
     kombu would send) are pushed from the gateway's own async Redis client, ``along``'s
     commands in the same round trip, with no thread hop (issue 16); the policy's transition
-    runs on the request's session, committed at once (the rows were committed before).
+    runs on the request's session (or autocommit connection), committed at once (the rows
+    were committed before).
 
     The hand-off fails when the round trip does or a push is refused; ``along`` is then
     not known to have been applied or not (the caller undoes it, as it would have without

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
 
 Key = tuple[datetime, int]  # (occurred_at or created_at, seq): the larger is the later
@@ -122,7 +122,7 @@ ERASE_BEFORE = text(
 )
 
 
-def settle(session: Session, tenant: str, versions: Sequence[Version]) -> None:
+def settle(session: Session | Connection, tenant: str, versions: Sequence[Version]) -> None:
     """Record newly accepted versions and deletions of the tenant's subjects (in the
     transaction that inserted them): each subject's current key moves to the latest one, and
     whatever is at or before its latest deletion (this batch's or an earlier one) is erased."""
@@ -167,7 +167,9 @@ def settle(session: Session, tenant: str, versions: Sequence[Version]) -> None:
 
 
 def _erase_before(
-    session: Session, tenant: str, cuts: Sequence[tuple[str, str, datetime | None, int | None]]
+    session: Session | Connection,
+    tenant: str,
+    cuts: Sequence[tuple[str, str, datetime | None, int | None]],
 ) -> None:
     cuts = [c for c in cuts if c[2] is not None]
     if not cuts:
@@ -209,7 +211,7 @@ def delete(session: Session, tenant: str, source: str, subject: str) -> bool:
     return True
 
 
-def forget(session: Session, ids: Sequence[uuid.UUID]) -> None:
+def forget(session: Session | Connection, ids: Sequence[uuid.UUID]) -> None:
     """Events of ``ids`` were removed again (their hand-off to the queue failed): a subject
     whose current version was one of them falls back to its latest remaining version, or to
     its deletion, or (nothing left) disappears. Rare, so plain and row by row."""

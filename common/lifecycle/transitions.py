@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, text
+from sqlalchemy import Connection, Table, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -74,8 +74,22 @@ def _uuids(ids: Iterable[str | uuid.UUID]) -> list[uuid.UUID]:
 # --- ingest ---------------------------------------------------------------------------
 
 
+_EVENTS = cast(Table, Event.__table__)
+# The rows as parameters, not in the statement (``.values([...])``): a statement that holds
+# its values is compiled afresh on every call, which measured ~0.3 ms of CPU a single POST
+# (issue 16); this one is built once and compiled once. SQLAlchemy still sends the rows as
+# one multi-row INSERT (its "insertmanyvalues"), RETURNING included.
+RECORD = (
+    insert(_EVENTS)
+    .on_conflict_do_nothing(constraint="uq_events_tenant_key")
+    .returning(_EVENTS.c.id, _EVENTS.c.created_at, _EVENTS.c.seq)
+)
+
+
 def record(
-    session: Session, rows: Sequence[Mapping[str, Any]], deleting: Collection[uuid.UUID] = ()
+    session: Session | Connection,
+    rows: Sequence[Mapping[str, Any]],
+    deleting: Collection[uuid.UUID] = (),
 ) -> dict[uuid.UUID, datetime]:
     """(none) → ``queued``: insert new events of one tenant in one statement. Precondition:
     no event of the tenant holds the idempotency key yet (``ON CONFLICT DO NOTHING`` on
@@ -83,20 +97,12 @@ def record(
     missing from the answer met a known key (the caller looks up the first event).
 
     Rows with a ``subject`` are versions of it, and settle it in the same transaction
-    (:func:`common.lifecycle.subjects.settle`); those whose id is in ``deleting`` delete it."""
+    (:func:`common.lifecycle.subjects.settle`); those whose id is in ``deleting`` delete it.
+    Rows without one may be recorded on a plain (autocommit) :class:`Connection`, with no
+    ORM session around the statement (the gateway's single POST, issue 16)."""
     if not rows:
         return {}
-    table = cast(Table, Event.__table__)
-    # The rows as parameters, not in the statement (``.values([...])``): a statement that
-    # holds its values is compiled afresh on every call, which measured ~0.3 ms of CPU a
-    # single POST (issue 16); this one is compiled once. SQLAlchemy still sends the rows
-    # as one multi-row INSERT (its "insertmanyvalues"), RETURNING included.
-    result = session.execute(
-        insert(table)
-        .on_conflict_do_nothing(constraint="uq_events_tenant_key")
-        .returning(table.c.id, table.c.created_at, table.c.seq),
-        [{**row, "status": "queued"} for row in rows],
-    )
+    result = session.execute(RECORD, [{**row, "status": "queued"} for row in rows])
     inserted = {row.id: row for row in result}
     versions = [
         subjects.Version(
@@ -118,14 +124,15 @@ WITHDRAW = text(
 )
 
 
-def withdraw(session: Session, ids: Iterable[str | uuid.UUID]) -> int:
+def withdraw(session: Session | Connection, ids: Iterable[str | uuid.UUID]) -> int:
     """``queued`` → (none): take back events whose hand-off to the broker failed, so that
     the client's retry starts afresh. Precondition: still queued and never claimed (no
     worker has seen them). Returns how many rows went."""
     uids = _uuids(ids)
     if not uids:
         return 0
-    gone = [r.id for r in session.connection().execute(WITHDRAW, {"ids": uids})]
+    connection = session.connection() if isinstance(session, Session) else session
+    gone = [r.id for r in connection.execute(WITHDRAW, {"ids": uids})]
     # A subject whose current version went falls back to its latest remaining one.
     subjects.forget(session, gone)
     return len(gone)
@@ -270,14 +277,15 @@ def claim_due(
 REQUEUE = text("UPDATE events SET due_at = now() WHERE id = ANY(:ids) AND status = 'queued'")
 
 
-def requeue(session: Session, ids: Iterable[str | uuid.UUID]) -> int:
+def requeue(session: Session | Connection, ids: Iterable[str | uuid.UUID]) -> int:
     """``queued`` → ``queued``, due now: a hand-off whose publishing failed is the sweeper's
     to publish at its next round (rather than after ``SWEEP_AFTER_S``). Returns how many
     rows changed."""
     uids = _uuids(ids)
     if not uids:
         return 0
-    return session.connection().execute(REQUEUE, {"ids": uids}).rowcount
+    connection = session.connection() if isinstance(session, Session) else session
+    return connection.execute(REQUEUE, {"ids": uids}).rowcount
 
 
 # --- dead letters ---------------------------------------------------------------------
