@@ -124,7 +124,7 @@ async def ingest_batch(
         new.append((index, item))
 
     outcomes = await record_events(
-        session, caller.tenant, [item for _, item in new], settings.ingest
+        session, caller.tenant, [item for _, item in new], settings.subject_delete_types
     )
     fresh: list[str] = []
     for (index, item), outcome in zip(new, outcomes, strict=True):

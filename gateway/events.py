@@ -128,7 +128,7 @@ async def _accept(
 ) -> tuple[Stored, bool]:
     """Record ``item`` on ``db`` and, if it is new, commit and hand it to the queue. Returns
     the answer and whether it replays an event recorded before (the database's path)."""
-    [result] = await record_events(db, caller.tenant, [item], settings.ingest)
+    [result] = await record_events(db, caller.tenant, [item], settings.subject_delete_types)
     if isinstance(result, Exception):
         raise result
     accepted, replayed = result

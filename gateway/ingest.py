@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from common.lifecycle import subjects, transitions
 from common.models import Event
 from common.schemas import EventAccepted, EventIn
-from common.settings import IngestSettings
 from gateway.idempotency import key_reused
 
 
@@ -57,9 +56,12 @@ async def record_events(
     session: AsyncSession | AsyncConnection,
     tenant: str,
     items: Sequence[NewEvent],
-    ingest: IngestSettings,
+    delete_types: Sequence[str],
 ) -> list[tuple[EventAccepted, bool] | Exception]:
     """Insert ``items`` in one statement; keys already known give the first event back.
+
+    ``delete_types`` are the event types that delete their subject (``SUBJECT_DELETE_TYPES``,
+    read off the flat settings: building the ingest view costs CPU on every POST).
 
     Returns, per item: ``(answer, replayed)``, or the error (``idempotency_key_reused``) for
     a known key sent with another body. Items must have distinct keys. Items without a
@@ -72,7 +74,7 @@ async def record_events(
         cast(uuid.UUID, row["id"])
         for row, item in zip(rows, items, strict=True)
         if item.event.subject is not None
-        and subjects.is_deletion(item.event.type, item.event.deleted, ingest.subject_delete_types)
+        and subjects.is_deletion(item.event.type, item.event.deleted, delete_types)
     }
     inserted = await session.run_sync(transitions.record, rows, deleting)
     missing = [item.key for row, item in zip(rows, items, strict=True) if row["id"] not in inserted]
