@@ -10,10 +10,9 @@ import base64
 from collections.abc import Sequence
 from functools import lru_cache
 
+import orjson
 from celery import Celery
 from celery.utils import uuid
-from kombu import serialization
-from kombu.utils.json import dumps
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis as AsyncRedis
 
@@ -113,6 +112,7 @@ def enqueue_embed(
 # queue through the anonymous exchange, the routing key naming the queue.
 DELIVERY_MODE = 2
 BODY_ENCODING = "base64"
+CONTENT_TYPE, CONTENT_ENCODING = "application/json", "utf-8"  # kombu's "json" serializer
 
 
 def _chunks(event_ids: Sequence[str], chunk: int) -> list[list[str]]:
@@ -145,12 +145,12 @@ def embed_messages(
         )
         if request_id:
             headers["request_id"] = request_id
-        content_type, content_encoding, data = serialization.dumps(body, serializer="json")
-        raw = data.encode(content_encoding) if isinstance(data, str) else data
+        # Encoded with orjson rather than kombu's stdlib json (its "json" serializer): the
+        # same JSON, keys in the same order, without the spaces (issue 16: ~1% of a POST).
         message = {
-            "body": base64.b64encode(raw).decode("ascii"),
-            "content-encoding": content_encoding,
-            "content-type": content_type,
+            "body": base64.b64encode(orjson.dumps(body)).decode("ascii"),
+            "content-encoding": CONTENT_ENCODING,
+            "content-type": CONTENT_TYPE,
             "headers": headers,
             "properties": {
                 **properties,
@@ -161,5 +161,5 @@ def embed_messages(
                 "delivery_tag": uuid(),
             },
         }
-        messages.append(dumps(message).encode())
+        messages.append(orjson.dumps(message))
     return messages
