@@ -8,8 +8,9 @@ paragraph break:
 
 - a paragraph of up to ``CHUNK_WHOLE_TOKENS`` is one chunk, by the same rule as a whole text:
   the model reads it whole;
-- neighbouring paragraphs are merged into one chunk while together they fit
-  ``CHUNK_TOKENS`` (a heading, a one-line paragraph: no chunk of three words);
+- a fragment, a paragraph of at most an eighth of ``CHUNK_TOKENS`` (a heading, a one-line
+  paragraph), joins the paragraph after it, so that a heading is read with its section and
+  no chunk is three words; two paragraphs that can each stand alone are never merged;
 - a longer paragraph is cut into chunks of at most ``CHUNK_TOKENS`` tokens (128 with the local
   model), ending at the largest boundary that fits (sentence, then word), each starting with
   up to ``CHUNK_OVERLAP_TOKENS`` tokens of the previous one's end, so a sentence at a
@@ -19,7 +20,10 @@ Why paragraphs first: a chunk holding the end of one paragraph and the start of 
 embeds two subjects at once, and ranks below a chunk of either. Measured on the long
 docstring sets (docs/long-documents.md, "Paragraphs first"), dense search by best chunk went
 from 0.6375 to 0.6683 nDCG@10 on the 5,000 set (exact search on the short originals: 0.6757)
-and from 0.7762 to 0.8094 on the 800 subset, with fewer chunks. Those sets join their parts
+and from 0.7762 to 0.8094 on the 800 subset, with fewer chunks. Merging short neighbours up to
+``CHUNK_TOKENS`` (the first version of the rule) gave back most of it through the pipeline
+(0.6431 on the 5,000 set): there, as in a digest of tickets, a short paragraph is a whole
+subject of its own. Those sets join their parts
 with blank lines, so there each paragraph is one original document: the rule helps most
 where paragraphs are about different things, and changes nothing for a text without blank
 lines (it is one paragraph, cut by the splitter as before).
@@ -76,6 +80,7 @@ if TYPE_CHECKING:
     from common.settings import Settings
 
 SPECIAL_TOKENS = 2  # [CLS] and [SEP]: the local model counts them within its 256
+FRAGMENT_SHARE = 8  # a paragraph of at most an eighth of a chunk is a fragment (a heading)
 PARAGRAPHS = "p"  # the names' mark of paragraph-first chunking (migration 0007 renames sets)
 
 
@@ -118,6 +123,7 @@ class Chunker:
         self.overlap = overlap
         self._tokens_of = tokens_of  # a count of units as tokens the budget counts
         self.whole = max(whole or capacity, capacity)  # a text of at most this is one chunk
+        self.fragment = capacity // FRAGMENT_SHARE  # a paragraph this short joins the next
         self.name = name  # which settings made a chunk set (stored with the chunks)
 
     def split(self, text: str) -> list[Chunk]:
@@ -136,26 +142,49 @@ class Chunker:
 
     def _pieces(self, text: str) -> Iterator[tuple[int, str, int]]:
         """(offset, text, units) of each chunk of a text longer than ``whole``: paragraph by
-        paragraph, a chunk never spanning a paragraph break. A paragraph of up to ``whole``
-        units is one chunk, neighbours merged while together they fit ``capacity``; a longer
-        one is cut by the splitter."""
-        group: tuple[int, int, int] | None = None  # start, end, units of merged paragraphs
+        paragraph, a chunk never holding two paragraphs that could each stand alone. A
+        paragraph of up to ``whole`` units is one chunk; a longer one is cut by the splitter;
+        a fragment (at most ``fragment`` units: a heading, a one-line paragraph) joins the
+        paragraph that follows it (a long one: its first chunk) while they fit ``whole``."""
+        pending: tuple[int, int, int] | None = None  # start, end, units of waiting fragments
         for start, end in paragraphs(text):
-            if group is not None:
-                merged = self._count(text[group[0] : end])
-                if merged <= self.capacity:
-                    group = (group[0], end, merged)
-                    continue
-                yield group[0], text[group[0] : group[1]], group[2]
-                group = None
             units = self._count(text[start:end])
+            lead, pending = pending, None
+            if lead is not None and units <= self.whole:
+                joined = self._count(text[lead[0] : end])
+                if joined <= self.whole:
+                    start, units, lead = lead[0], joined, None
+            if lead is not None and units <= self.whole:
+                yield lead[0], text[lead[0] : lead[1]], lead[2]
+                lead = None
+            if units <= self.fragment:
+                pending = (start, end, units)
+            elif units <= self.whole:
+                yield start, text[start:end], units
+            else:
+                yield from self._cut(text, start, end, lead)
+        if pending is not None:
+            yield pending[0], text[pending[0] : pending[1]], pending[2]
+
+    def _cut(
+        self, text: str, start: int, end: int, lead: tuple[int, int, int] | None
+    ) -> Iterator[tuple[int, str, int]]:
+        """The splitter's chunks of the paragraph ``text[start:end]``; ``lead``, fragments
+        before it, opens its first chunk if that still fits ``whole``, else stands alone."""
+        parts = [
+            (start + offset, part) for offset, part in self._splitter.chunk_indices(text[start:end])
+        ]
+        if lead is not None:
+            first_start, first = parts[0]
+            joined = text[lead[0] : first_start + len(first)]
+            units = self._count(joined)
             if units <= self.whole:
-                group = (start, end, units)
-                continue
-            for offset, part in self._splitter.chunk_indices(text[start:end]):
-                yield start + offset, part, self._count(part)
-        if group is not None:
-            yield group[0], text[group[0] : group[1]], group[2]
+                yield lead[0], joined, units
+                parts = parts[1:]
+            else:
+                yield lead[0], text[lead[0] : lead[1]], lead[2]
+        for offset, part in parts:
+            yield offset, part, self._count(part)
 
 
 # A blank line: the paragraph break of plain text, Markdown and most ticket and posting bodies

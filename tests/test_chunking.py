@@ -177,28 +177,34 @@ def test_settings_fit_the_budget_to_the_embedders_context() -> None:
         Settings(**base, chunk_tokens=64, chunk_overlap_tokens=40)
 
 
-def test_a_chunk_never_spans_a_paragraph_break_unless_whole_paragraphs_fit_in_it() -> None:
+def test_a_chunk_never_holds_two_paragraphs_that_could_stand_alone() -> None:
     chunker = token_chunker(64, 8, whole=128)
+    assert chunker.fragment == 62 // 8
     heading, medium = "Duties", " ".join(["The platform team runs the nightly feed."] * 9)
     long_paragraph = LONG.replace("\n\n", " ")
-    text = f"{heading}\n\n{medium}\n\n{long_paragraph}\n \n{PROSE.strip()}\n\n{LAST}"
+    text = (
+        f"{heading}\n\n{medium}\n\n{long_paragraph}\n \n{PROSE.strip()}\n\nNotes:\n\n"
+        f"{LAST}\n\nThanks."
+    )
     chunks = chunker.split(text)
     check(text, chunks, 128)
-    spans = list(paragraphs(text))
-    starts, ends = {s for s, _ in spans}, {e for _, e in spans}
-    for chunk in chunks:
-        if PARAGRAPH_BREAK.search(chunk.text):  # merged paragraphs: whole, within a chunk
-            assert chunk.start in starts and chunk.end in ends and chunk.tokens <= 64
     by_text = {c.text: c for c in chunks}
-    # A paragraph the model reads whole (over CHUNK_TOKENS, within whole) is one chunk.
-    assert 64 < count_tokens(medium) <= 128 and medium in by_text
+    # A heading joins the paragraph after it; that paragraph (over CHUNK_TOKENS, within
+    # whole) is one chunk, read whole by the model.
+    assert 64 < count_tokens(medium) <= 128 and f"{heading}\n\n{medium}" in by_text
     # The long paragraph is cut by the splitter within its own span, overlaps included.
     at = text.index(long_paragraph)
     inside = [c for c in chunks if at <= c.start and c.end <= at + len(long_paragraph)]
     assert len(inside) > 5 and all(c.tokens <= 64 for c in inside)
     assert any(b.start < a.end for a, b in itertools.pairwise(inside))
-    # The last two short paragraphs fit one chunk together, and are merged.
-    assert chunks[-1].text.endswith(LAST) and PARAGRAPH_BREAK.search(chunks[-1].text)
+    # Paragraphs that can stand alone stay apart; a fragment opens the next one's chunk; a
+    # last fragment stands alone.
+    for paragraph in PROSE.strip().split("\n\n"):
+        assert paragraph in by_text
+    assert f"Notes:\n\n{LAST}" in by_text and chunks[-1].text == "Thanks."
+    for chunk in chunks:
+        if match := PARAGRAPH_BREAK.search(chunk.text):  # only after fragments
+            assert count_tokens(chunk.text[: match.start()]) - 2 <= chunker.fragment
 
 
 def test_paragraphs_are_the_blank_line_separated_parts_trimmed() -> None:
