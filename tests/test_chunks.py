@@ -252,7 +252,10 @@ def test_an_input_the_server_still_refuses_as_over_context_is_dead_lettered_sayi
     )
     try:
         stub.behaviour.watch = uuid.uuid4().hex
-        ids = insert_queued(db, [posting(stub.behaviour.watch, "The end.")])
+        # One paragraph, so that chunks fill the 960 characters (each of the posting's
+        # paragraphs alone would be a chunk within the real context).
+        text_ = posting(stub.behaviour.watch, "The end.").replace("\n\n", " ")
+        ids = insert_queued(db, [text_])
         publish(env, ids)
         wait_for(lambda: row(db, ids[0])["status"] == "failed", 60, "dead-lettered")
         [letter] = dead_letters_of(db, ids[0])
