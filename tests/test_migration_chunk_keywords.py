@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from common.migrate import alembic_config
-from stack.ports import free_port
-from stack.postgres import EmbeddedPostgres
 from tests.conftest import DIM
+from tests.migrated import database_at
 from tests.stub_embedder import embed_text
 
 SHORT = "Senior data engineer in Nairobi"
@@ -27,16 +26,8 @@ SPLIT = LONG.index("\n\n")
 
 @pytest.fixture
 def database(stack_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    server = EmbeddedPostgres(tmp_path / "postgres", free_port())
-    server.start()
-    url = server.url.replace("postgresql://", "postgresql+psycopg://")
-    command.upgrade(alembic_config(url), "0006")
-    engine = create_engine(url)
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
-        server.stop()
+    with database_at("0006", tmp_path) as migrated:
+        yield migrated
 
 
 def event(conn: Connection, body: str, chunking: str | None) -> uuid.UUID:

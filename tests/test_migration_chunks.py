@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from common.embedders.tokenizer import load_tokenizer
 from common.migrate import alembic_config
-from stack.ports import free_port
-from stack.postgres import EmbeddedPostgres
 from tests.conftest import DIM
+from tests.migrated import database_at
 from tests.stub_embedder import embed_text
 
 LONG = "The platform team runs the nightly ingestion of every partner feed. " * 40
@@ -26,16 +25,8 @@ SHORT = "Senior data engineer in Nairobi"
 
 @pytest.fixture
 def old_database(stack_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, Engine]]:
-    server = EmbeddedPostgres(tmp_path / "postgres", free_port())
-    server.start()
-    url = server.url.replace("postgresql://", "postgresql+psycopg://")
-    command.upgrade(alembic_config(url), "0004")
-    engine = create_engine(url)
-    try:
-        yield url, engine
-    finally:
-        engine.dispose()
-        server.stop()
+    with database_at("0004", tmp_path) as migrated:
+        yield migrated
 
 
 def insert(engine: Engine, text_: str, status: str, model: str | None, vector: bool) -> uuid.UUID:
