@@ -23,10 +23,10 @@ from 0.6375 to 0.6683 nDCG@10 on the 5,000 set (exact search on the short origin
 and from 0.7762 to 0.8094 on the 800 subset, with fewer chunks. Merging short neighbours up to
 ``CHUNK_TOKENS`` (the first version of the rule) gave back most of it through the pipeline
 (0.6431 on the 5,000 set): there, as in a digest of tickets, a short paragraph is a whole
-subject of its own. Those sets join their parts
-with blank lines, so there each paragraph is one original document: the rule helps most
-where paragraphs are about different things, and changes nothing for a text without blank
-lines (it is one paragraph, cut by the splitter as before).
+subject of its own. Those sets join their parts with blank lines, so there each paragraph is
+one original document: the rule helps most where paragraphs are about different things, and
+changes nothing for a text without blank lines (it is one paragraph, cut by the splitter as
+before).
 
 Counting:
 - ``EMBEDDER=local``: the model's own word pieces (its shipped ``tokenizer.json``), special
@@ -150,12 +150,12 @@ class Chunker:
         for start, end in paragraphs(text):
             units = self._count(text[start:end])
             lead, pending = pending, None
-            if lead is not None and units <= self.whole:
+            if lead is not None and units <= self.whole:  # a long paragraph: in _cut
                 joined = self._count(text[lead[0] : end])
                 if joined <= self.whole:
-                    start, units, lead = lead[0], joined, None
-            if lead is not None and units <= self.whole:
-                yield lead[0], text[lead[0] : lead[1]], lead[2]
+                    start, units = lead[0], joined
+                else:
+                    yield lead[0], text[lead[0] : lead[1]], lead[2]
                 lead = None
             if units <= self.fragment:
                 pending = (start, end, units)
