@@ -77,9 +77,10 @@ def async_engine(settings: Settings) -> AsyncEngine:
 
 
 def read_engine(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` (same pool) in autocommit, for requests that only read: a statement is its
-    own transaction, so a search spends no round trip on BEGIN and COMMIT (psycopg sends
-    BEGIN before the first statement of a transaction otherwise)."""
+    """``engine`` (same pool, the same primary) in autocommit, for requests that only read
+    and for the single-statement INSERT of a POST without a subject (gateway/events.py): a
+    statement is its own transaction, so it spends no round trip on BEGIN and COMMIT
+    (psycopg sends BEGIN before the first statement of a transaction otherwise)."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
