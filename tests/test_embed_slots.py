@@ -1,12 +1,19 @@
 """EMBED_MAX_CONCURRENCY: calls in flight to one embedding server, across every worker
 process, at most the cap; a holder that died frees its slot when its lease ends; without
-Redis the call goes ahead."""
+Redis the call goes ahead.
+
+The tests with a worker run on a PostgreSQL and a Redis of their own (``private_stack``): on
+the session's database the worker's sweeper found other modules' queued events (7 in one run)
+and published them into this Redis; with every pool child held at the stub they kept the queue
+from draining, the held calls ran into the batch's time limit and were retried, and the stub
+counted both tries in flight (6 against a cap of 3)."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +24,17 @@ from common.embed_slots import EmbedSlots, SlotsBusy
 from common.queue import queue_depth
 from stack.ports import free_port
 from stack.redis import EmbeddedRedis
-from tests.conftest import wait_for
+from tests.conftest import private_stack, wait_for
 from tests.reliability_helpers import insert_queued, publish, row, start_worker
 from tests.stub_embedder import StubServer
+
+
+@pytest.fixture(scope="module")
+def own_stack(
+    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[dict[str, str], Engine, Path]]:
+    with private_stack(stack_env, tmp_path_factory.mktemp("slots")) as stack:
+        yield stack
 
 
 def slots(redis: EmbeddedRedis, limit: int, lease_s: float = 30) -> EmbedSlots:
@@ -78,13 +93,7 @@ def test_without_redis_the_call_goes_ahead_uncapped() -> None:
 
 @pytest.mark.parametrize(("cap", "most"), [("1", 1), ("3", 3)])
 def test_workers_keep_to_the_cap(
-    stack_env: dict[str, str],
-    own_redis: EmbeddedRedis,
-    tmp_root: Path,
-    db: Engine,
-    stub: StubServer,
-    cap: str,
-    most: int,
+    own_stack: tuple[dict[str, str], Engine, Path], stub: StubServer, cap: str, most: int
 ) -> None:
     """Three pool children, three one-event batches: with a cap of 1 they go one at a time,
     with 3 all at once (the stub sees how many overlap).
@@ -94,9 +103,9 @@ def test_workers_keep_to_the_cap(
     every message, then opens the gate; each call then takes 1 s, so a broken cap of 1
     would show overlapping calls. (It sampled a 1 s window before, and under load saw 2 of
     3 calls in flight.)"""
+    stack_env, db, tmp_root = own_stack
     env = {
         **stack_env,
-        "REDIS_URL": own_redis.url,
         "EMBED_MAX_CONCURRENCY": cap,
         "EMBED_BATCH_SIZE": "1",
         "WORKER_CONCURRENCY": "3",
@@ -109,7 +118,7 @@ def test_workers_keep_to_the_cap(
         ids = insert_queued(db, [f"{behaviour.watch} capped {i}" for i in range(3)])
         for event_id in ids:
             publish(env, [event_id])
-        broker = Redis.from_url(own_redis.url)
+        broker = Redis.from_url(env["REDIS_URL"])
         wait_for(lambda: behaviour.watched_in_flight == most, 120, f"{most} calls in flight")
         wait_for(lambda: queue_depth(broker) == 0, 120, "every message taken by the worker")
         behaviour.gate.set()
@@ -121,16 +130,13 @@ def test_workers_keep_to_the_cap(
 
 
 def test_waiting_for_a_busy_embedder_costs_no_attempt(
-    stack_env: dict[str, str],
-    own_redis: EmbeddedRedis,
-    tmp_root: Path,
-    db: Engine,
-    stub: StubServer,
+    own_stack: tuple[dict[str, str], Engine, Path], stub: StubServer
 ) -> None:
     """Every slot held elsewhere: the batch waits EMBED_TIMEOUT_S, goes back to the queue
     unclaimed, and is embedded with its first attempt once a slot is free."""
-    env = {**stack_env, "REDIS_URL": own_redis.url, "EMBED_MAX_CONCURRENCY": "1"}
-    busy = EmbedSlots(Redis.from_url(own_redis.url), stack_env["OLLAMA_URL"], 1, lease_s=600)
+    stack_env, db, tmp_root = own_stack
+    env = {**stack_env, "EMBED_MAX_CONCURRENCY": "1"}
+    busy = EmbedSlots(Redis.from_url(env["REDIS_URL"]), env["OLLAMA_URL"], 1, lease_s=600)
     assert busy.acquire_script(keys=[busy.key], args=[1, busy.lease_ms, "elsewhere"]) == 1
     worker = start_worker(env, tmp_root, f"busy-{uuid.uuid4().hex[:6]}", EMBED_TIMEOUT_S="1")
     try:
