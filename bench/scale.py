@@ -7,10 +7,13 @@ size adds rows to the previous one, builds the HNSW index again with the migrati
 ``ef_construction`` (timed, ``maintenance_work_mem`` high). Queries are drawn from the same
 law and run through the gateway's own dense statement (``gateway.search.dense.statement``,
 best chunk per event) with the gateway's session settings; recall@10 is against exact search
-computed in NumPy over the same vectors.
+computed in NumPy over the same vectors. Each event's text is bench/scale_keyword.py's
+Zipf-like words, and after the HNSW index the two GIN indexes are built again (timed) and the
+gateway's keyword statement is timed too (``keyword_*_by_events``).
 
 Sizes: ``BENCH_SCALE_SIZES`` (default ``100000,300000,1000000``), queries
-``BENCH_SCALE_QUERIES`` (default 200), ingest events ``BENCH_SCALE_INGEST_EVENTS`` (default
+``BENCH_SCALE_QUERIES`` (default 200; keyword queries ``BENCH_SCALE_KEYWORD_QUERIES``,
+default 50), ingest events ``BENCH_SCALE_INGEST_EVENTS`` (default
 3000). The JSON is written after ingest and after every size, so a run cut short keeps what it
 measured and names what it did not.
 """
@@ -29,7 +32,7 @@ import numpy as np
 import psycopg
 from sqlalchemy import create_engine, event, text
 
-from bench import scale_data, scale_ingest
+from bench import scale_data, scale_ingest, scale_keyword
 from bench.services import services
 
 OUT = Path("bench-scale-results.json")
@@ -139,7 +142,7 @@ def load(
     started = time.perf_counter()
     for at in range(start, size, scale_data.BLOCK):
         block = corpus.draw(rng, min(scale_data.BLOCK, size - at))
-        scale_data.load(db_url, at, block)
+        scale_data.load(db_url, at, block, words=True)
         data[at : at + len(block)] = block
     return (size - start) / (time.perf_counter() - started)
 
@@ -150,6 +153,9 @@ def main() -> None:
     rng = np.random.default_rng(16)
     corpus = scale_data.corpus(rng)
     queries = corpus.draw(rng, n_queries + 5)
+    keyword_queries = scale_keyword.queries(
+        rng, int(os.environ.get("BENCH_SCALE_KEYWORD_QUERIES", "50")) + 3
+    )
     results: dict[str, Any] = {
         "corpus": scale_data.DESCRIPTION,
         "sizes_requested": sizes,
@@ -160,6 +166,11 @@ def main() -> None:
         "hnsw_build_s_by_vectors": {},
         "hnsw_index_mb_by_vectors": {},
         "load_rows_per_s_by_vectors": {},
+        "keyword_p50_ms_by_events": {},
+        "keyword_p99_ms_by_events": {},
+        "keyword_matched_chunks_by_events": {},
+        "keyword_top_k_fill_by_events": {},
+        "gin_build_s_by_events": {},
         "not_measured": list(sizes),
         "errors": {},
     }
@@ -193,6 +204,15 @@ def main() -> None:
                 results["search_p50_ms_by_vectors"][key] = round(float(np.percentile(times, 50)), 2)
                 results["search_p99_ms_by_vectors"][key] = round(float(np.percentile(times, 99)), 2)
                 results["recall_at_10_by_vectors"][key] = round(float(recall), 4)
+                print(f"bench-scale: {size} rows, building GIN, keyword search ...", flush=True)
+                results["gin_build_s_by_events"][key] = round(
+                    scale_keyword.build_text_indexes(db_url), 1
+                )
+                keyword = scale_keyword.search(db_url, keyword_queries)
+                results["keyword_p50_ms_by_events"][key] = keyword["p50_ms"]
+                results["keyword_p99_ms_by_events"][key] = keyword["p99_ms"]
+                results["keyword_matched_chunks_by_events"][key] = keyword["matched_chunks_mean"]
+                results["keyword_top_k_fill_by_events"][key] = keyword["top_k_fill"]
                 results["not_measured"].remove(size)
             except Exception as exc:
                 results["errors"][key] = f"{type(exc).__name__}: {exc}"

@@ -88,9 +88,10 @@ def _unit(v: np.ndarray) -> np.ndarray:
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def chunk_rows(start: int, vectors: np.ndarray, per_event: int = 1) -> bytes:
+def chunk_rows(start: int, vectors: np.ndarray, per_event: int = 1, end: int = 12) -> bytes:
     """Binary COPY tuples for the chunks of events ``start ..`` (event ids are
-    ``UUID(int=i + 1)``), ``per_event`` consecutive vectors each (positions 0 ..)."""
+    ``UUID(int=i + 1)``), ``per_event`` consecutive vectors each (positions 0 ..), each
+    chunk's span ``0 .. end``."""
     rows = np.zeros(len(vectors), dtype=CHUNK_ROW)
     at = np.arange(len(vectors), dtype=np.uint64)
     rows["fields"] = 8
@@ -98,7 +99,7 @@ def chunk_rows(start: int, vectors: np.ndarray, per_event: int = 1) -> bytes:
     rows["id_lo"] = start + 1 + at // per_event
     rows["position"] = at % per_event
     rows["position_len"] = rows["start_len"] = rows["end_len"] = rows["tokens_len"] = 4
-    rows["end"], rows["tokens"] = 12, 4
+    rows["end"], rows["tokens"] = end, 4
     rows["tenant_len"], rows["tenant"] = len(TENANT), TENANT
     rows["model_len"], rows["model"] = len(MODEL), MODEL
     rows["vector_len"], rows["dim"] = 4 + 4 * DIM, DIM
@@ -106,17 +107,32 @@ def chunk_rows(start: int, vectors: np.ndarray, per_event: int = 1) -> bytes:
     return rows.tobytes()
 
 
-def load(db_url: str, start: int, vectors: np.ndarray, per_event: int = 1) -> None:
+# Indexes a load drops (an insert per row each) and the bench builds again: HNSW always; the
+# text indexes when the events carry words (bench/scale_keyword.py).
+TEXT_INDEXES = ("ix_events_search_text", "ix_chunks_search_text")
+
+
+def load(
+    db_url: str, start: int, vectors: np.ndarray, per_event: int = 1, words: bool = False
+) -> None:
     """Events ``start ..`` and their chunks, ``per_event`` consecutive vectors each (call it
-    with at most ``BLOCK`` or so vectors: the COPY's bytes are made at once)."""
+    with at most ``BLOCK`` or so vectors: the COPY's bytes are made at once). ``words``: each
+    event's text is bench/scale_keyword.py's Zipf-like words (made by PostgreSQL), else
+    ``synthetic <i>``."""
+    from bench import scale_keyword
+
+    text, end = (scale_keyword.TEXT_SQL, scale_keyword.TEXT_CHARS) if words else (SHORT_TEXT, 12)
     with psycopg.connect(db_url, autocommit=True) as conn:
         # The migration's HNSW index, kept during a load, costs an index insert per row (it
         # was what made the first loader take 366 s per 100k): the bench rebuilds it anyway.
         conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding_hnsw")
+        if words:
+            for index in TEXT_INDEXES:
+                conn.execute(f"DROP INDEX IF EXISTS {index}")
         conn.execute(
             "INSERT INTO events (id, tenant, source, type, text, metadata, status, model,"
             " chunking, embedded_at) SELECT lpad(to_hex(i + 1), 32, '0')::uuid, 'bench',"
-            " 'scale', 'doc', 'synthetic ' || i, '{}', 'embedded', 'stub-embed', 'bench', now()"
+            f" 'scale', 'doc', {text}, '{{}}', 'embedded', 'stub-embed', 'bench', now()"
             " FROM generate_series(%s::bigint, %s::bigint) AS i",
             [start, start + len(vectors) // per_event - 1],
         )
@@ -124,4 +140,7 @@ def load(db_url: str, start: int, vectors: np.ndarray, per_event: int = 1) -> No
             conn.cursor() as cur,
             cur.copy(COPY_CHUNKS) as copy,
         ):
-            copy.write(COPY_HEADER + chunk_rows(start, vectors, per_event) + COPY_TRAILER)
+            copy.write(COPY_HEADER + chunk_rows(start, vectors, per_event, end) + COPY_TRAILER)
+
+
+SHORT_TEXT = "'synthetic ' || i"
