@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.conftest import status_of, wait_for
+from tests.conftest import make_key, status_of, wait_for
 from tests.processes import Proc
 from tests.reliability_helpers import insert_queued
 from tests.test_chunks import CHUNKER, DUTIES, ingest
@@ -103,3 +103,27 @@ def test_an_event_not_embedded_yet_is_ranked_by_its_whole_text(
     passage = hit["passage"]
     assert isinstance(passage, dict)
     assert body[passage["start"] : passage["end"]] == passage["text"] and word in passage["text"]
+
+
+def test_units_arriving_after_n_was_counted_still_score_positive_and_in_order(
+    gateway: Proc, db: Engine
+) -> None:
+    """BM25's N is counted at most once per SCOPE_TTL_S (gateway/search/keyword.py): events
+    that arrive after it was counted hold the word more often than N says there are units.
+    The IDF then takes N as at least the word's document frequency, so every hit still
+    scores above zero and more of the word still ranks higher (a stale N below df gave
+    negative scores, and the order upside down)."""
+    tenant = f"kw-scope-{uuid.uuid4().hex[:8]}"
+    word = f"qz{uuid.uuid4().hex[:10]}"
+    with httpx.Client(
+        base_url=gateway.url, headers={"X-API-Key": make_key(db, tenant)}, timeout=30
+    ) as client:
+        insert_queued(db, [f"{word} alone among other words here"], tenant=tenant)
+        assert len(keyword(client, word)) == 1  # N counted: one unit
+        often = insert_queued(db, [f"{word} {word} {word} here and there"] * 2, tenant=tenant)
+        once = insert_queued(db, [f"{word} once, and other words here"] * 2, tenant=tenant)
+        hits = keyword(client, word)
+    assert len(hits) == 5
+    assert all(float(str(h["score"])) > 0 for h in hits)
+    assert {str(h["id"]) for h in hits[:2]} == set(often)
+    assert set(once) <= {str(h["id"]) for h in hits[2:]}
