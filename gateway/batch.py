@@ -134,15 +134,14 @@ async def ingest_batch(
             )
             continue
         assert not isinstance(outcome, Exception)
-        accepted, replayed = outcome
         results[index] = BatchItemResult(
             index=index,
-            status="duplicate" if replayed else "accepted",
-            id=accepted.id,
+            status="duplicate" if outcome.replayed else "accepted",
+            id=outcome.accepted.id,
             idempotency_key=item.key,
         )
-        if not replayed:
-            fresh.append(str(accepted.id))
+        if not outcome.replayed:
+            fresh.append(str(outcome.accepted.id))
     for index, key in repeats:
         first = results[first_of[key][0]]
         assert first is not None

@@ -27,10 +27,11 @@ from gateway.idempotency import (
     IdempotencyRecord,
     Stored,
     fingerprint,
+    in_progress,
     key_from_header,
     record_for,
 )
-from gateway.ingest import NewEvent, answer_bytes, record_events
+from gateway.ingest import NewEvent, Recorded, answer_bytes, record_events
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 log = logging.getLogger("eventsearch.gateway")
@@ -74,48 +75,36 @@ async def ingest_event(
         settings.idempotency_required,
     )
     item = NewEvent(key, fingerprint(await request.json()), event)
-    record = None
-    if key is not None:
-        record = record_for(
-            redis,
-            caller.tenant,
-            key,
-            item.fp,
-            settings.idempotency_lock_ttl_s,
-            settings.idempotency_ttl_s,
-        )
-        stored = await record.acquire()
-        if stored is not None and not await _recorded(request, caller.tenant, key):
-            # The answer outlived its event: the hand-off's round trip (which stores the
-            # answer along with the embed message) ran but its reply was lost, the row was
-            # withdrawn, and Redis was gone before the answer could be forgotten. Replaying
-            # it would accept an event that is not there: forget it and start afresh.
-            await record.release()
-            stored = await record.acquire()
-        if stored is not None:
-            return _answer(stored, replayed=True)
-    try:
-        if event.subject is None:
-            # Recording it is one INSERT (a subject adds statements that settle it): on an
-            # autocommit connection that statement is its own transaction, which spares the
-            # BEGIN and COMMIT round trips, and no ORM session is set up around it (issue
-            # 16); the row is committed before the hand-off all the same, and a withdrawal
-            # is one DELETE.
-            reader: AsyncEngine = state.reader
-            async with reader.connect() as connection:
-                answer, replayed = await _accept(connection, redis, item, caller, record, settings)
-        else:
-            sessions: async_sessionmaker[AsyncSession] = state.sessions
-            async with sessions() as session:
-                answer, replayed = await _accept(session, redis, item, caller, record, settings)
-                await session.commit()
-    except BaseException:
-        if record is not None:
-            await _forget(record)
-        raise
-    if record is not None and replayed:
-        await _remember(record, answer)
-    return _answer(answer, replayed)
+    # No lock before the INSERT: the unique key decides, and a repeat of a key that is still
+    # being handed off gets 409 (gateway/idempotency.py).
+    record = (
+        None
+        if key is None
+        else record_for(redis, caller.tenant, key, item.fp, settings.idempotency_ttl_s)
+    )
+    if event.subject is None:
+        # Recording it is one INSERT (a subject adds statements that settle it): on an
+        # autocommit connection that statement is its own transaction, which spares the
+        # BEGIN and COMMIT round trips, and no ORM session is set up around it (issue 16);
+        # the row is committed before the hand-off all the same, and a withdrawal is one
+        # DELETE.
+        reader: AsyncEngine = state.reader
+        async with reader.connect() as connection:
+            recorded = await _accept(connection, redis, item, caller, record, settings)
+    else:
+        sessions: async_sessionmaker[AsyncSession] = state.sessions
+        async with sessions() as session:
+            recorded = await _accept(session, redis, item, caller, record, settings)
+            await session.commit()
+    answer = _stored(recorded)
+    young = recorded.age_s < settings.idempotency_lock_ttl_s
+    if recorded.replayed and record is not None and young:
+        # Recorded moments ago: its request may still be handing it off, and would withdraw
+        # it if the queue refused it. Only the answer it stored is proof.
+        stored = await record.stored()
+        if stored is None or stored.location != answer.location:
+            raise in_progress(retry_after=1)
+    return _answer(answer, recorded.replayed)
 
 
 async def _accept(
@@ -125,41 +114,38 @@ async def _accept(
     caller: Principal,
     record: IdempotencyRecord | None,
     settings: Settings,
-) -> tuple[Stored, bool]:
-    """Record ``item`` on ``db`` and, if it is new, commit and hand it to the queue. Returns
-    the answer and whether it replays an event recorded before (the database's path)."""
+) -> Recorded:
+    """Record ``item`` on ``db`` and, if it is new, commit and hand it to the queue, its
+    answer stored in the same round trip."""
     [result] = await record_events(db, caller.tenant, [item], settings.subject_delete_types)
     if isinstance(result, Exception):
         raise result
-    accepted, replayed = result
-    answer = Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
-    if not replayed:
+    if not result.replayed:
         await db.commit()
-        # The embed message and the stored answer go in one round trip (issue 16).
-        # Should it fail, the row is withdrawn and the lock released by the caller, as
-        # before: whether the answer's SET got through is then unknown, and the release
-        # deletes it either way.
-        await hand_off_async(
-            db,
-            redis,
-            [str(accepted.id)],
-            correlation_id.get(),
-            "withdraw",
-            settings,
-            along=None if record is None else record.completion(answer),
-        )
-    return answer, replayed
+        # The embed message and the stored answer go in one round trip (issue 16). Should
+        # it fail, the hand-off withdraws the row; whether the answer's SET got through is
+        # then unknown, and it is deleted either way, so the retry starts afresh.
+        try:
+            await hand_off_async(
+                db,
+                redis,
+                [str(result.accepted.id)],
+                correlation_id.get(),
+                "withdraw",
+                settings,
+                along=None if record is None else record.completion(_stored(result)),
+            )
+        except BaseException:
+            if record is not None:
+                await _forget(record)
+            raise
+    return result
 
 
-async def _recorded(request: Request, tenant: str, key: str) -> bool:
-    """Whether the event of ``key`` is in the database (replays only: one indexed read on
-    the autocommit reader, the request's session untouched)."""
-    reader: AsyncEngine = request.app.state.reader
-    async with reader.connect() as connection:
-        found = await connection.execute(
-            select(Event.id).where(Event.tenant == tenant, Event.idempotency_key == key)
-        )
-        return found.first() is not None
+def _stored(recorded: Recorded) -> Stored:
+    """The 202 for an event (the same bytes for its first request and every replay)."""
+    accepted = recorded.accepted
+    return Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
 
 
 def _answer(stored: Stored, replayed: bool) -> Response:
@@ -173,16 +159,7 @@ async def _forget(record: IdempotencyRecord) -> None:
     try:
         await record.release()
     except RedisError:
-        log.warning("could not release idempotency lock %s; it expires by itself", record.name)
-
-
-async def _remember(record: IdempotencyRecord, answer: Stored) -> None:
-    # The event is accepted and on the queue: a Redis hiccup now must not turn that into an
-    # error. A retry then takes the database path, which rebuilds the same answer.
-    try:
-        await record.complete(answer)
-    except RedisError:
-        log.warning("could not store idempotent answer %s", record.name)
+        log.warning("could not forget idempotent answer %s; it may be replayed", record.name)
 
 
 @router.get("/{event_id}", response_model=EventOut, responses={404: {"description": "unknown"}})

@@ -1,16 +1,28 @@
 """Idempotency keys with Stripe semantics (draft-ietf-httpapi-idempotency-key-header).
 
-Records live in Redis under ``idem:<tenant>:<sha256(key)>``:
+PostgreSQL decides: the unique (tenant, idempotency_key) makes the first request's INSERT
+the only one, and a later request with the key finds that event (its fingerprint says
+whether the body is the same). Redis holds, under ``idem:<tenant>:<sha256(key)>``, the
+answer once the first request has handed its event to the queue (``{"state": "done", "fp",
+"status", "body", "location"}``, kept ``IDEMPOTENCY_TTL_S``, 24 h), written in the same round
+trip as the embed message.
 
-- ``{"state": "in_progress", "fp": ...}`` while the first request runs, with a short TTL
-  (``IDEMPOTENCY_LOCK_TTL_S``) so a request that crashed cannot lock its key forever;
-- ``{"state": "done", "fp", "status", "body", "location"}`` once it answered, kept
-  ``IDEMPOTENCY_TTL_S`` (24 h): the exact bytes are replayed to every retry.
+So a repeat of the key meets one of:
 
-A request that fails before it is accepted (validation, 503) deletes its lock, so its retry
-is processed afresh. Redis is the fast path, not the guarantee: if its records are lost the
-unique (tenant, idempotency_key) constraint in PostgreSQL still yields one event, and the
-first answer is rebuilt from the row (the same bytes, as the answer is a pure function of it).
+- another body: 422 ``idempotency_key_reused``;
+- the same body, its event recorded less than ``IDEMPOTENCY_LOCK_TTL_S`` ago: the first
+  request may still be handing it off (and would withdraw it if the queue refused it), so
+  only a stored answer for that very event is replayed; without one, 409
+  ``idempotency_key_in_progress``. A request that died after its INSERT leaves its event to
+  the sweeper, and its key answers 409 until the event is that old;
+- the same body, an older event: the first answer, rebuilt from the row (the same bytes:
+  the answer is a pure function of it), whatever Redis has or has lost.
+
+There is no lock before the INSERT (issue 16): it was a Redis round trip on every POST for
+what the unique index already decides; a concurrent repeat waits on the index for the
+first's INSERT (one autocommit statement) and then sees its row. A request that fails
+before it is accepted leaves nothing behind, so its retry is processed afresh; one whose
+hand-off failed withdraws its row and deletes the answer that may have gone along.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import RedisError
 
 from common.errors import AppError
 
@@ -133,31 +146,28 @@ class Stored:
 
 @dataclass
 class IdempotencyRecord:
-    """The lock a request holds on its key, and then its stored answer."""
+    """Where the answer to a key is stored once its event is on the queue."""
 
     redis: Redis
     name: str
     fp: str
-    lock_ttl_s: int
     ttl_s: int
 
-    async def acquire(self) -> Stored | None:
-        """Take the key, or return the stored answer to replay. Raises 422 when the key was
-        used with another body and 409 while its first request is still running."""
-        lock = orjson.dumps({"state": "in_progress", "fp": self.fp})
-        for _ in range(3):  # the other request's record may expire between our two calls
-            if await self.redis.set(self.name, lock, nx=True, ex=self.lock_ttl_s):
-                return None
+    async def stored(self) -> Stored | None:
+        """The answer stored for this key and body, or None: none yet (the first request is
+        still handing its event off, or died), or Redis unreachable."""
+        try:
             raw = await self.redis.get(self.name)
-            if raw is None:
-                continue
-            record = orjson.loads(raw)
-            if record["fp"] != self.fp:
-                raise key_reused()
-            if record["state"] == "in_progress":
-                raise in_progress(retry_after=1)
-            return Stored(record["status"], base64.b64decode(record["body"]), record["location"])
-        raise in_progress(retry_after=1)
+        except RedisError as error:
+            log.warning("could not read idempotent answer %s: %r", self.name, error)
+            return None
+        if raw is None:
+            return None
+        record = orjson.loads(raw)
+        # An older gateway's "in_progress" lock (a rolling upgrade) is no answer either.
+        if record.get("state") != "done" or record.get("fp") != self.fp:
+            return None
+        return Stored(record["status"], base64.b64decode(record["body"]), record["location"])
 
     def _done(self, answer: Stored) -> bytes:
         return orjson.dumps(
@@ -170,16 +180,14 @@ class IdempotencyRecord:
             }
         )
 
-    async def complete(self, answer: Stored) -> None:
-        await self.redis.set(self.name, self._done(answer), ex=self.ttl_s)
-
     def completion(self, answer: Stored) -> Completion:
-        """:meth:`complete` as commands sent along with the hand-off (one round trip for
-        the embed message and the record, issue 16)."""
+        """The answer's ``SET``, sent along with the hand-off (one round trip for the embed
+        message and the record, issue 16)."""
         return Completion(self, answer)
 
     async def release(self) -> None:
-        """Forget the key: the request was not accepted, so its retry starts afresh."""
+        """Forget the answer: the request was not accepted after all (its hand-off failed),
+        so its retry starts afresh."""
         await self.redis.delete(self.name)
 
 
@@ -203,8 +211,6 @@ class Completion:
             log.warning("could not store idempotent answer %s: %r", self.record.name, stored)
 
 
-def record_for(
-    redis: Redis, tenant: str, key: str, fp: str, lock_ttl_s: int, ttl_s: int
-) -> IdempotencyRecord:
+def record_for(redis: Redis, tenant: str, key: str, fp: str, ttl_s: int) -> IdempotencyRecord:
     digest = hashlib.sha256(key.encode()).hexdigest()
-    return IdempotencyRecord(redis, f"idem:{tenant}:{digest}", fp, lock_ttl_s, ttl_s)
+    return IdempotencyRecord(redis, f"idem:{tenant}:{digest}", fp, ttl_s)

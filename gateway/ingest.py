@@ -13,13 +13,24 @@ from dataclasses import dataclass
 from typing import cast
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from common.lifecycle import subjects, transitions
 from common.models import Event
 from common.schemas import EventAccepted, EventIn
 from gateway.idempotency import key_reused
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one item gave: its answer, whether it replays an event recorded
+    before (a known key with the same body), and then how long ago that one was recorded,
+    by the database's clock (a single POST tells a first request still in flight by it)."""
+
+    accepted: EventAccepted
+    replayed: bool
+    age_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -57,13 +68,13 @@ async def record_events(
     tenant: str,
     items: Sequence[NewEvent],
     delete_types: Sequence[str],
-) -> list[tuple[EventAccepted, bool] | Exception]:
+) -> list[Recorded | Exception]:
     """Insert ``items`` in one statement; keys already known give the first event back.
 
     ``delete_types`` are the event types that delete their subject (``SUBJECT_DELETE_TYPES``,
     read off the flat settings: building the ingest view costs CPU on every POST).
 
-    Returns, per item: ``(answer, replayed)``, or the error (``idempotency_key_reused``) for
+    Returns, per item: its :class:`Recorded`, or the error (``idempotency_key_reused``) for
     a known key sent with another body. Items must have distinct keys. Items without a
     subject may be recorded on an autocommit connection (no ORM session)."""
     if not items:
@@ -83,22 +94,26 @@ async def record_events(
         known = {
             r.idempotency_key: r
             for r in await session.execute(
-                select(Event.id, Event.created_at, Event.fingerprint, Event.idempotency_key).where(
-                    Event.tenant == tenant, Event.idempotency_key.in_(missing)
-                )
+                select(
+                    Event.id,
+                    Event.created_at,
+                    Event.fingerprint,
+                    Event.idempotency_key,
+                    func.extract("epoch", func.now() - Event.created_at).label("age_s"),
+                ).where(Event.tenant == tenant, Event.idempotency_key.in_(missing))
             )
         }
-    results: list[tuple[EventAccepted, bool] | Exception] = []
+    results: list[Recorded | Exception] = []
     for row, item in zip(rows, items, strict=True):
         created_at = inserted.get(cast(uuid.UUID, row["id"]))
         if created_at is not None:
             answer = EventAccepted(id=row["id"], status="queued", created_at=created_at)
-            results.append((answer, False))
+            results.append(Recorded(answer, replayed=False))
             continue
         first = known[item.key]
         if first.fingerprint != item.fp:
             results.append(key_reused())
         else:
             answer = EventAccepted(id=first.id, status="queued", created_at=first.created_at)
-            results.append((answer, True))
+            results.append(Recorded(answer, replayed=True, age_s=float(first.age_s)))
     return results

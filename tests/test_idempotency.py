@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 import redis
 from sqlalchemy import text
@@ -158,14 +157,77 @@ def test_refused_publish_withdraws_the_event_and_forgets_the_answer_sent_along(
     assert queue_depth(own_redis) == before + 1
 
 
+def record_in_flight(db: Engine, tenant: str, key: str, body: dict[str, object]) -> str:
+    """What a first request leaves between its INSERT and its hand-off: the event recorded
+    (queued, with the body's fingerprint), no answer stored yet. Also what a request that
+    died there leaves behind. Returns the event's id."""
+    from gateway.idempotency import fingerprint
+
+    with db.begin() as conn:
+        return str(
+            conn.execute(
+                text(
+                    "INSERT INTO events (id, tenant, idempotency_key, fingerprint, source, type,"
+                    " text) VALUES (gen_random_uuid(), :t, :k, :fp, :s, :ty, :x) RETURNING id"
+                ),
+                {
+                    "t": tenant,
+                    "k": key,
+                    "fp": fingerprint(body),
+                    "s": body["source"],
+                    "ty": body["type"],
+                    "x": body["text"],
+                },
+            ).scalar_one()
+        )
+
+
 def test_same_key_while_first_in_flight_is_409(
+    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
+) -> None:
+    """The first request has recorded its event and not yet handed it off: a repeat gets
+    409 with Retry-After (its answer is not stored yet), another body 422; nothing is
+    enqueued by either."""
+    key, body = new_key(), event_body()
+    record_in_flight(db, tenant_of(db, tenant_key), key, body)
+    before = queue_depth(own_redis)
+    second = post(api, body, key)
+    assert second.status_code == 409, second.text
+    assert second.json()["error"]["code"] == "idempotency_key_in_progress"
+    assert int(second.headers["retry-after"]) >= 1
+    other = post(api, event_body("another body"), key)
+    assert other.status_code == 422
+    assert other.json()["error"]["code"] == "idempotency_key_reused"
+    assert queue_depth(own_redis) == before
+    assert tenant_events(db, tenant_key) == 1
+
+
+def test_a_request_that_died_after_recording_frees_its_key(
+    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
+) -> None:
+    """A request that died between its INSERT and its hand-off stored no answer: its key
+    answers 409 until the event is IDEMPOTENCY_LOCK_TTL_S old (2 s here), then the event's
+    answer, rebuilt from the row (the sweeper hands the event off; no second event)."""
+    key, body = new_key(), event_body()
+    event_id = record_in_flight(db, tenant_of(db, tenant_key), key, body)
+    assert post(api, body, key).status_code == 409
+    wait_for(lambda: post(api, body, key).status_code == 202, timeout=30, what="key freed")
+    again = post(api, body, key)
+    assert again.status_code == 202 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == event_id
+    assert again.headers["location"] == f"/api/v1/events/{event_id}"
+    assert tenant_events(db, tenant_key) == 1
+
+
+def test_a_repeat_waiting_on_the_first_insert_gets_409_or_its_answer(
     api: httpx.Client, db: Engine, tenant_key: str
 ) -> None:
+    """Two requests with one key whose INSERTs both wait on the unique index (an
+    uncommitted row holds it, so both are in flight for as long as the test wants, with no
+    sleep): when it is released, one records the event and answers 202; the other sees that
+    event and answers 409, or replays its 202 byte for byte if it was already stored."""
     key, body = new_key(), event_body()
     tenant = tenant_of(db, tenant_key)
-    # Hold an uncommitted row with the same (tenant, key): the first request's INSERT waits
-    # on the unique index until this transaction ends, so it is in flight for as long as
-    # the test wants, with no sleep.
     blocker = db.connect()
     tx = blocker.begin()
     blocker.execute(
@@ -176,58 +238,46 @@ def test_same_key_while_first_in_flight_is_409(
         {"t": tenant, "k": key},
     )
 
-    def first_is_waiting() -> bool:
+    def both_waiting() -> bool:
         with db.connect() as conn:
-            return bool(
-                conn.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                        "AND query LIKE 'INSERT INTO events%'"
-                    )
-                ).scalar_one()
-            )
+            waiting = conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE 'INSERT INTO events%'"
+                )
+            ).scalar_one()
+            return int(waiting) >= 2
 
-    async def scenario() -> tuple[httpx.Response, httpx.Response]:
+    async def scenario() -> list[httpx.Response]:
         async with httpx.AsyncClient(
             base_url=str(api.base_url), headers=api.headers, timeout=60
         ) as client:
-            first = asyncio.create_task(
-                client.post("/api/v1/events", json=body, headers={"Idempotency-Key": key})
-            )
-            await asyncio.to_thread(wait_for, first_is_waiting, 30, "first request in flight")
-            second = await client.post(
-                "/api/v1/events", json=body, headers={"Idempotency-Key": key}, timeout=10
-            )
+            sent = [
+                asyncio.create_task(
+                    client.post("/api/v1/events", json=body, headers={"Idempotency-Key": key})
+                )
+                for _ in range(2)
+            ]
+            await asyncio.to_thread(wait_for, both_waiting, 30, "both requests in flight")
             tx.rollback()
-            return await first, second
+            return list(await asyncio.gather(*sent))
 
     try:
-        first, second = asyncio.run(scenario())
+        responses = asyncio.run(scenario())
     finally:
         blocker.close()
-    assert second.status_code == 409
-    assert second.json()["error"]["code"] == "idempotency_key_in_progress"
-    assert int(second.headers["retry-after"]) >= 1
-    assert first.status_code == 202
-    assert post(api, body, key).content == first.content
+    firsts = [
+        r for r in responses if r.status_code == 202 and "idempotent-replayed" not in r.headers
+    ]
+    assert len(firsts) == 1, [r.text for r in responses]
+    [other] = [r for r in responses if r is not firsts[0]]
+    if other.status_code == 409:
+        assert other.json()["error"]["code"] == "idempotency_key_in_progress"
+    else:
+        assert other.status_code == 202 and other.headers["idempotent-replayed"] == "true"
+        assert other.content == firsts[0].content
+    assert post(api, body, key).content == firsts[0].content
     assert tenant_events(db, tenant_key) == 1
-
-
-def test_crashed_request_lock_expires(
-    api: httpx.Client, own_redis: EmbeddedRedis, db: Engine, tenant_key: str
-) -> None:
-    """A lock left by a request that died (written as the gateway writes it) frees itself
-    after IDEMPOTENCY_LOCK_TTL_S (2 s here)."""
-    from gateway.idempotency import fingerprint, record_for
-
-    key, body = new_key(), event_body()
-    fp = fingerprint(body)
-    name = record_for(None, tenant_of(db, tenant_key), key, fp, 2, 60).name  # type: ignore[arg-type]
-    redis.Redis.from_url(own_redis.url).set(
-        name, orjson.dumps({"state": "in_progress", "fp": fp}), ex=2
-    )
-    assert post(api, body, key).status_code == 409
-    wait_for(lambda: post(api, body, key).status_code == 202, timeout=30, what="lock expiry")
 
 
 def test_redis_restart_with_lost_records_still_one_event(
@@ -240,6 +290,9 @@ def test_redis_restart_with_lost_records_still_one_event(
     shutil.rmtree(own_redis.datadir)  # every idempotency record is gone
     own_redis.start()
     wait_for(lambda: api.get("/health").status_code == 200, what="gateway reconnected")
+    # With its stored answer gone, a young event's repeat is 409 until IDEMPOTENCY_LOCK_TTL_S
+    # (2 s here), as if its request were still in flight; then the row answers.
+    wait_for(lambda: post(api, body, key).status_code == 202, timeout=30, what="replay")
     again = post(api, body, key)
     assert again.status_code == 202
     assert again.content == first.content  # rebuilt from the row, byte for byte

@@ -110,7 +110,10 @@ class Settings(Views, BaseSettings):
     idempotency_required: bool = True
     idempotency_ttl_s: int = Field(24 * 3600, ge=60)
     idempotency_lock_ttl_s: int = Field(
-        30, ge=1, description="how long an unfinished request holds its key (a crash frees it)"
+        30,
+        ge=1,
+        description="how long after its event is recorded a repeat of the key is 409 unless"
+        " the first request's answer is stored (a request that died frees its key then)",
     )
     batch_max_items: int = Field(1000, ge=1, le=100_000)
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
