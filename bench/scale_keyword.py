@@ -61,11 +61,13 @@ def build_text_indexes(db_url: str) -> float:
 
 def search(db_url: str, texts: list[str], limit: int = 10) -> dict[str, Any]:
     """p50/p99 of the gateway's keyword statement (no filters) and how many chunks held a
-    query word (the units BM25 scores), over ``texts``; the first three warm the caches."""
-    from gateway.search.keyword import statement
+    query word (the units BM25 scores), over ``texts``; the first three warm the caches.
+    Also how long counting N took once (the gateway does it once per ``SCOPE_TTL_S``)."""
+    from gateway.search.keyword import scope_statement, statement
 
     engine = create_engine(db_url.replace("postgresql://", "postgresql+psycopg://"))
-    stmt = statement((False,) * 6, False)
+    shape = (False,) * 6
+    stmt = statement(shape, False)
     times: list[float] = []
     matched: list[int] = []
     filled: list[int] = []
@@ -74,8 +76,12 @@ def search(db_url: str, texts: list[str], limit: int = 10) -> dict[str, Any]:
         " replace(plainto_tsquery('english', :q)::text, '&', '|')::tsquery"
     )
     with engine.connect() as conn:
+        # BM25's N, as the gateway keeps it (counted once, not per query: units_in_scope).
+        started = time.perf_counter()
+        units = conn.execute(scope_statement(shape), {"f_tenant": "bench"}).scalar_one()
+        count_ms = (time.perf_counter() - started) * 1000
         for i, q in enumerate(texts):
-            params = {"f_tenant": "bench", "query": q, "limit": limit}
+            params = {"f_tenant": "bench", "query": q, "limit": limit, "units": units}
             started = time.perf_counter()
             rows = conn.execute(stmt, params).all()
             elapsed = (time.perf_counter() - started) * 1000
@@ -89,4 +95,5 @@ def search(db_url: str, texts: list[str], limit: int = 10) -> dict[str, Any]:
         "p99_ms": round(float(np.percentile(times, 99)), 1),
         "matched_chunks_mean": round(float(np.mean(matched))),
         "top_k_fill": round(float(np.mean(filled)) / limit, 3),
+        "units_count_ms": round(count_ms, 1),
     }
