@@ -204,6 +204,18 @@ def private_stack(
         pg.stop()
 
 
+@pytest.fixture(scope="module")
+def own_stack(
+    stack_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> Iterator[tuple[dict[str, str], Engine, Path]]:
+    """A :func:`private_stack` for the whole module that asks for it."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    with private_stack(stack_env, tmp_path_factory.mktemp(name)) as stack:
+        yield stack
+
+
 def wait_for(check: Callable[[], object], timeout: float = 60, what: str = "condition") -> None:
     """Poll until ``check()`` is truthy (never a fixed sleep)."""
     wait_until(lambda: bool(check()), timeout, what)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,17 +23,9 @@ from common.embed_slots import EmbedSlots, SlotsBusy
 from common.queue import queue_depth
 from stack.ports import free_port
 from stack.redis import EmbeddedRedis
-from tests.conftest import private_stack, wait_for
+from tests.conftest import wait_for
 from tests.reliability_helpers import insert_queued, publish, row, start_worker
 from tests.stub_embedder import StubServer
-
-
-@pytest.fixture(scope="module")
-def own_stack(
-    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[dict[str, str], Engine, Path]]:
-    with private_stack(stack_env, tmp_path_factory.mktemp("slots")) as stack:
-        yield stack
 
 
 def slots(redis: EmbeddedRedis, limit: int, lease_s: float = 30) -> EmbedSlots:

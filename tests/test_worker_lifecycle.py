@@ -7,24 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from tests.conftest import private_stack, wait_for
+from tests.conftest import wait_for
 from tests.reliability_helpers import insert_queued, publish, row, start_worker
 from tests.stub_embedder import StubServer
-
-
-@pytest.fixture(scope="module")
-def own_stack(
-    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[dict[str, str], Engine, Path]]:
-    with private_stack(stack_env, tmp_path_factory.mktemp("lifecycle")) as stack:
-        yield stack
 
 
 def children(pid: int) -> list[int]:
