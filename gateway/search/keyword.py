@@ -141,7 +141,7 @@ async def units_in_scope(connection: AsyncConnection, where: Where) -> int:
 @lru_cache(maxsize=128)
 def statement(shape: tuple[bool, ...], web_syntax: bool) -> Select[Any]:
     """The BM25 query for one filter shape, built once; bound: the filters' values,
-    ``query`` and ``limit``."""
+    ``query``, ``limit`` and ``units`` (N, from :func:`units_in_scope`)."""
     query = bindparam("query", type_=Text)
     # plainto_tsquery gives the normalised lexemes joined by '&': OR-ing them is a text
     # rewrite, and the cast back to tsquery keeps the lexemes as they are.
@@ -178,7 +178,8 @@ def statement(shape: tuple[bool, ...], web_syntax: bool) -> Select[Any]:
     # The query's lexemes only, cut out of each unit's tsvector by C functions: setweight
     # marks them (weight A) and ts_filter keeps what is marked, so unnest yields one row per
     # query word the unit holds, not one per word of the unit (a third of the statement's
-    # time at 100,000 units, bench-scale).
+    # time at 100,000 units, bench-scale). Stored tsvectors are to_tsvector's, all weight D,
+    # so only the query's words carry A.
     words = func.tsvector_to_array(func.to_tsvector(_CONFIG, query))
     query_part = func.ts_filter(
         func.setweight(matches.c.doc, literal_column("'A'::\"char\""), words),
