@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
+from bench.scale_keyword import TEXT_CHARS, TEXT_INDEXES, TEXT_SQL
+
 DIM, TOPICS, CENTRES = 384, 40, 2000
 BLOCK = 50_000  # rows made and written at once: ~80 MB of COPY bytes
 DESCRIPTION = (
@@ -107,9 +109,7 @@ def chunk_rows(start: int, vectors: np.ndarray, per_event: int = 1, end: int = 1
     return rows.tobytes()
 
 
-# Indexes a load drops (an insert per row each) and the bench builds again: HNSW always; the
-# text indexes when the events carry words (bench/scale_keyword.py).
-TEXT_INDEXES = ("ix_events_search_text", "ix_chunks_search_text")
+SHORT_TEXT = "'synthetic ' || i"  # the dense-only corpora's text
 
 
 def load(
@@ -119,15 +119,13 @@ def load(
     with at most ``BLOCK`` or so vectors: the COPY's bytes are made at once). ``words``: each
     event's text is bench/scale_keyword.py's Zipf-like words (made by PostgreSQL), else
     ``synthetic <i>``."""
-    from bench import scale_keyword
-
-    text, end = (scale_keyword.TEXT_SQL, scale_keyword.TEXT_CHARS) if words else (SHORT_TEXT, 12)
+    text, end = (TEXT_SQL, TEXT_CHARS) if words else (SHORT_TEXT, 12)
     with psycopg.connect(db_url, autocommit=True) as conn:
         # The migration's HNSW index, kept during a load, costs an index insert per row (it
         # was what made the first loader take 366 s per 100k): the bench rebuilds it anyway.
         conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding_hnsw")
         if words:
-            for index in TEXT_INDEXES:
+            for index in TEXT_INDEXES:  # built again by scale_keyword.build_text_indexes
                 conn.execute(f"DROP INDEX IF EXISTS {index}")
         conn.execute(
             "INSERT INTO events (id, tenant, source, type, text, metadata, status, model,"
@@ -141,6 +139,3 @@ def load(
             cur.copy(COPY_CHUNKS) as copy,
         ):
             copy.write(COPY_HEADER + chunk_rows(start, vectors, per_event, end) + COPY_TRAILER)
-
-
-SHORT_TEXT = "'synthetic ' || i"

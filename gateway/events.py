@@ -90,13 +90,12 @@ async def ingest_event(
         # DELETE.
         reader: AsyncEngine = state.reader
         async with reader.connect() as connection:
-            recorded = await _accept(connection, redis, item, caller, record, settings)
+            recorded, answer = await _accept(connection, redis, item, caller, record, settings)
     else:
         sessions: async_sessionmaker[AsyncSession] = state.sessions
         async with sessions() as session:
-            recorded = await _accept(session, redis, item, caller, record, settings)
+            recorded, answer = await _accept(session, redis, item, caller, record, settings)
             await session.commit()
-    answer = _stored(recorded)
     young = recorded.age_s < settings.idempotency_lock_ttl_s
     if recorded.replayed and record is not None and young:
         # Recorded moments ago: its request may still be handing it off, and would withdraw
@@ -114,12 +113,15 @@ async def _accept(
     caller: Principal,
     record: IdempotencyRecord | None,
     settings: Settings,
-) -> Recorded:
+) -> tuple[Recorded, Stored]:
     """Record ``item`` on ``db`` and, if it is new, commit and hand it to the queue, its
-    answer stored in the same round trip."""
+    answer stored in the same round trip. Returns what was recorded and its 202 (the same
+    bytes for the first request and every replay)."""
     [result] = await record_events(db, caller.tenant, [item], settings.subject_delete_types)
     if isinstance(result, Exception):
         raise result
+    accepted = result.accepted
+    answer = Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
     if not result.replayed:
         await db.commit()
         # The embed message and the stored answer go in one round trip (issue 16). Should
@@ -129,23 +131,17 @@ async def _accept(
             await hand_off_async(
                 db,
                 redis,
-                [str(result.accepted.id)],
+                [str(accepted.id)],
                 correlation_id.get(),
                 "withdraw",
                 settings,
-                along=None if record is None else record.completion(_stored(result)),
+                along=None if record is None else record.completion(answer),
             )
         except BaseException:
             if record is not None:
                 await _forget(record)
             raise
-    return result
-
-
-def _stored(recorded: Recorded) -> Stored:
-    """The 202 for an event (the same bytes for its first request and every replay)."""
-    accepted = recorded.accepted
-    return Stored(202, answer_bytes(accepted), f"/api/v1/events/{accepted.id}")
+    return result, answer
 
 
 def _answer(stored: Stored, replayed: bool) -> Response:

@@ -204,8 +204,8 @@ class Completion:
 
     def sent(self, results: list[Any]) -> None:
         # The event is accepted and on the queue: a failure to store its answer must not
-        # turn that into an error. A retry then takes the database path, which rebuilds
-        # the same answer.
+        # turn that into an error. A repeat then gets 409 until IDEMPOTENCY_LOCK_TTL_S has
+        # passed, and after it the same answer, rebuilt from the row.
         [stored] = results
         if isinstance(stored, Exception):
             log.warning("could not store idempotent answer %s: %r", self.record.name, stored)
